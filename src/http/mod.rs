@@ -1,0 +1,1 @@
+//! HTTP surface (warp): routes in `routes.rs`, the WebSocket session in `ws.rs`.

@@ -1,0 +1,27 @@
+//! Alisay Call: a self-hosted, two-person WebRTC call appliance.
+//!
+//! One binary serves the browser client, the signaling WebSocket and a few HTTP endpoints, and
+//! renders every other artifact a host needs (Nginx site, coturn config, systemd units) from the
+//! same `alisay.yaml`. `docs/architecture.md` follows a join, a relayed offer and a render
+//! through this code.
+//!
+//! # Layout
+//! - [`config`]: the YAML schema, loading (figment) and validation.
+//! - [`signaling`]: protocol types (`protocol`), the I/O-free room logic (`hub`), token buckets.
+//! - [`turn`]: TURN REST ephemeral credentials and the secret file.
+//! - [`http`]: warp filters: static client, `/healthz`, `POST /rooms`, `/ws`, `/turn-credentials`.
+//! - [`server`]: binds, runs and gracefully shuts down the whole service.
+//! - [`render`]: the Nginx site, coturn config and systemd units.
+//! - [`room`]: room tokens, invite links and room ids.
+//! - [`cli`]: the `alisay` command line.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod render;
+pub mod room;
+pub mod server;
+pub mod signaling;
+pub mod turn;

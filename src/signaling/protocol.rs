@@ -1,0 +1,426 @@
+//! The signaling protocol (`docs/protocol.md`): [`ClientMsg`] and [`ServerMsg`], each an
+//! internally tagged enum (`"type"`, kebab-case variant names, camelCase fields), plus the
+//! limits every client message is validated against before the hub sees it.
+//!
+//! Parsing is strict: unknown types and unknown fields are errors, and relayed values are
+//! re-serialized from these types, so the server never forwards raw client bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::turn::IceServer;
+
+/// Largest `candidate.candidate` string, in bytes.
+pub const MAX_CANDIDATE_BYTES: usize = 1024;
+/// Largest `candidate.sdpMid`, in bytes.
+pub const MAX_SDP_MID_BYTES: usize = 64;
+/// Largest `candidate.usernameFragment`, in bytes.
+pub const MAX_UFRAG_BYTES: usize = 256;
+/// Largest `auth` (base64url characters).
+pub const MAX_AUTH_CHARS: usize = 128;
+
+/// A message from a browser.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ClientMsg {
+    // Field-less messages are empty struct variants: serde ignores extra fields on unit
+    // variants of internally tagged enums, and `{}` makes `deny_unknown_fields` apply.
+    /// First message: enter room `roomId`; `resume` takes back an earlier `sessionId`'s slot.
+    #[serde(rename_all = "camelCase")]
+    Join {
+        room_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+    },
+    /// Signaling, ICE servers, relay preflight and local media are in place.
+    Ready {},
+    /// An SDP offer for the peer; `auth` is opaque to the server.
+    Offer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<String>,
+    },
+    /// An SDP answer for the peer.
+    Answer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<String>,
+    },
+    /// A trickled ICE candidate for the peer; `null` ends the candidates.
+    Ice { candidate: Option<IceCandidate> },
+    /// Leave the room.
+    Hangup {},
+    /// Ask for fresh TURN credentials.
+    RefreshIce {},
+    /// Keep the socket and the room active.
+    Heartbeat {},
+}
+
+/// `RTCIceCandidateInit` (W3C WebRTC §4.8.1), as the browser serializes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// A message to a browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMsg {
+    /// Admission: the session, whether the peer is already here, and ICE servers.
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        session_id: String,
+        peer_present: bool,
+        ice_servers: Vec<IceServer>,
+        relay_available: bool,
+        credential_expires_at: Option<u64>,
+        heartbeat_seconds: u64,
+    },
+    /// The other caller entered the room.
+    PeerJoined,
+    /// The other caller's slot was freed.
+    PeerLeft,
+    /// Both are ready: negotiate; exactly one side is polite.
+    Start { polite: bool },
+    /// Relayed offer.
+    Offer {
+        sdp: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        auth: Option<String>,
+    },
+    /// Relayed answer.
+    Answer {
+        sdp: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        auth: Option<String>,
+    },
+    /// Relayed ICE candidate (`null` = end of candidates).
+    Ice { candidate: Option<IceCandidate> },
+    /// The peer hung up.
+    Hangup,
+    /// Fresh TURN credentials (answer to `refresh-ice`).
+    #[serde(rename_all = "camelCase")]
+    IceServers {
+        ice_servers: Vec<IceServer>,
+        credential_expires_at: Option<u64>,
+    },
+    /// Answer to `heartbeat`.
+    HeartbeatAck,
+    /// A protocol error; all but `not-ready` are followed by a close.
+    Error { code: ErrorCode, message: String },
+    /// The server closes this socket on purpose.
+    Bye { reason: ByeReason },
+}
+
+/// Error codes of `error` messages, with their close codes (`docs/protocol.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    InvalidMessage,
+    JoinTimeout,
+    RoomNotAllowed,
+    RoomFull,
+    NotReady,
+    RateLimited,
+    MessageTooBig,
+    ServerBusy,
+}
+
+impl ErrorCode {
+    /// The WebSocket close code that follows this error, or `None` for `not-ready`, which
+    /// keeps the socket open.
+    pub fn close_code(self) -> Option<u16> {
+        Some(match self {
+            ErrorCode::InvalidMessage => close::INVALID_MESSAGE,
+            ErrorCode::JoinTimeout => close::JOIN_TIMEOUT,
+            ErrorCode::RoomNotAllowed => close::ROOM_NOT_ALLOWED,
+            ErrorCode::RoomFull => close::ROOM_FULL,
+            ErrorCode::NotReady => return None,
+            ErrorCode::RateLimited => close::RATE_LIMITED,
+            ErrorCode::MessageTooBig => close::MESSAGE_TOO_BIG,
+            ErrorCode::ServerBusy => close::SERVER_BUSY,
+        })
+    }
+
+    /// The kebab-case name, as sent on the wire and used as the close reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidMessage => "invalid-message",
+            ErrorCode::JoinTimeout => "join-timeout",
+            ErrorCode::RoomNotAllowed => "room-not-allowed",
+            ErrorCode::RoomFull => "room-full",
+            ErrorCode::NotReady => "not-ready",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::MessageTooBig => "message-too-big",
+            ErrorCode::ServerBusy => "server-busy",
+        }
+    }
+}
+
+/// Why the server says `bye`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ByeReason {
+    /// Graceful shutdown (close 1012): reconnect with backoff and `resume`.
+    Restart,
+    /// Another socket resumed this session (close 4010).
+    Replaced,
+    /// The room saw no activity for `rooms.idle_ttl` (close 4011).
+    Idle,
+}
+
+/// WebSocket close codes (RFC 6455 §7.4; the 4000 range is ours, see `docs/protocol.md`).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const RESTART: u16 = 1012;
+    pub const INVALID_MESSAGE: u16 = 4000;
+    pub const JOIN_TIMEOUT: u16 = 4001;
+    pub const LIVENESS: u16 = 4002;
+    pub const ROOM_NOT_ALLOWED: u16 = 4003;
+    pub const ROOM_FULL: u16 = 4004;
+    pub const RATE_LIMITED: u16 = 4008;
+    pub const MESSAGE_TOO_BIG: u16 = 4009;
+    pub const REPLACED: u16 = 4010;
+    pub const IDLE: u16 = 4011;
+    pub const SLOW_CONSUMER: u16 = 4012;
+    pub const SERVER_BUSY: u16 = 4013;
+}
+
+/// A client message that failed parsing or validation: the error code and a human message
+/// (never containing the offending bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Rejected {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Rejected {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether `s` is a room id: exactly 64 lowercase hex characters.
+pub fn is_room_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `s` is a session id as the server issues them: 32 lowercase hex characters.
+pub fn is_session_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn is_base64url(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Parses one text frame into a validated [`ClientMsg`].
+///
+/// # Errors
+/// `invalid-message` for anything that is not exactly one known message with well-formed
+/// fields; `message-too-big` for an SDP over `max_sdp_bytes` or a candidate over 1 KiB.
+pub fn parse_client(text: &str, max_sdp_bytes: usize) -> Result<ClientMsg, Rejected> {
+    let msg: ClientMsg = serde_json::from_str(text).map_err(|e| {
+        // serde's message names the field or variant, never echoes a value back.
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "message does not match the protocol",
+            _ => "message is not valid JSON",
+        };
+        Rejected::new(ErrorCode::InvalidMessage, what)
+    })?;
+    validate(&msg, max_sdp_bytes)?;
+    Ok(msg)
+}
+
+fn validate(msg: &ClientMsg, max_sdp_bytes: usize) -> Result<(), Rejected> {
+    match msg {
+        ClientMsg::Join { room_id, resume } => {
+            if !is_room_id(room_id) {
+                return Err(Rejected::new(
+                    ErrorCode::InvalidMessage,
+                    "roomId must be 64 lowercase hex characters",
+                ));
+            }
+            if resume.as_deref().is_some_and(|s| !is_session_id(s)) {
+                return Err(Rejected::new(
+                    ErrorCode::InvalidMessage,
+                    "resume must be a sessionId",
+                ));
+            }
+        }
+        ClientMsg::Offer { sdp, auth } | ClientMsg::Answer { sdp, auth } => {
+            if sdp.len() > max_sdp_bytes {
+                return Err(Rejected::new(
+                    ErrorCode::MessageTooBig,
+                    format!("sdp is over {max_sdp_bytes} bytes"),
+                ));
+            }
+            if sdp.is_empty() {
+                return Err(Rejected::new(ErrorCode::InvalidMessage, "sdp is empty"));
+            }
+            if let Some(a) = auth
+                && (a.is_empty() || a.len() > MAX_AUTH_CHARS || !is_base64url(a))
+            {
+                return Err(Rejected::new(
+                    ErrorCode::InvalidMessage,
+                    "auth must be 1 to 128 base64url characters",
+                ));
+            }
+        }
+        ClientMsg::Ice { candidate: Some(c) } => {
+            if c.candidate.len() > MAX_CANDIDATE_BYTES {
+                return Err(Rejected::new(
+                    ErrorCode::MessageTooBig,
+                    "candidate is over 1024 bytes",
+                ));
+            }
+            if c.sdp_mid
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_SDP_MID_BYTES)
+                || c.username_fragment
+                    .as_ref()
+                    .is_some_and(|u| u.len() > MAX_UFRAG_BYTES)
+            {
+                return Err(Rejected::new(
+                    ErrorCode::InvalidMessage,
+                    "sdpMid or usernameFragment too long",
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn code(text: &str) -> ErrorCode {
+        parse_client(text, 100).unwrap_err().code
+    }
+
+    #[test]
+    fn parses_every_client_message() {
+        let join = format!(r#"{{"type":"join","roomId":"{ROOM}"}}"#);
+        assert!(matches!(
+            parse_client(&join, 100),
+            Ok(ClientMsg::Join { resume: None, .. })
+        ));
+        for t in ["ready", "hangup", "refresh-ice", "heartbeat"] {
+            parse_client(&format!(r#"{{"type":"{t}"}}"#), 100).unwrap();
+        }
+        let ice = r#"{"type":"ice","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"ab"}}"#;
+        let msg = parse_client(ice, 100).unwrap();
+        // Re-serialization gives back the same fields.
+        assert_eq!(
+            serde_json::to_value(&msg).unwrap(),
+            serde_json::from_str::<serde_json::Value>(ice).unwrap()
+        );
+        parse_client(r#"{"type":"ice","candidate":null}"#, 100).unwrap();
+        parse_client(r#"{"type":"offer","sdp":"v=0","auth":"abc-_"}"#, 100).unwrap();
+    }
+
+    #[test]
+    fn rejects_what_the_protocol_does_not_say() {
+        assert_eq!(code("not json"), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code(r#"{"type":"ready","extra":1}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"heartbeat","x":null}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(&format!(r#"{{"type":"join","roomId":"{ROOM}","x":1}}"#)),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"join","roomId":"{}"}}"#,
+                ROOM.to_uppercase()
+            )),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"join","roomId":"{ROOM}","resume":"zz"}}"#
+            )),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"offer","sdp":5}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"offer","sdp":"v=0","auth":"a+b"}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"offer","sdp":"{}"}}"#,
+                "a".repeat(101)
+            )),
+            ErrorCode::MessageTooBig
+        );
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"ice","candidate":{{"candidate":"{}"}}}}"#,
+                "a".repeat(1025)
+            )),
+            ErrorCode::MessageTooBig
+        );
+        assert_eq!(
+            code(r#"{"type":"ice","candidate":{"candidate":"x","foo":1}}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(code(&"[".repeat(10_000)), ErrorCode::InvalidMessage);
+    }
+
+    #[test]
+    fn server_messages_use_the_documented_names() {
+        let m = ServerMsg::Error {
+            code: ErrorCode::RoomFull,
+            message: "room is full".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"error","code":"room-full","message":"room is full"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMsg::PeerLeft).unwrap(),
+            r#"{"type":"peer-left"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMsg::Bye {
+                reason: ByeReason::Restart
+            })
+            .unwrap(),
+            r#"{"type":"bye","reason":"restart"}"#
+        );
+        for c in [
+            ErrorCode::InvalidMessage,
+            ErrorCode::RoomFull,
+            ErrorCode::ServerBusy,
+        ] {
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::Value::String(c.as_str().into())
+            );
+        }
+    }
+}
