@@ -1,62 +1,67 @@
-//! Configuration: the `alisay.yaml` schema (`schema`), loading with figment (YAML file, then
-//! `ALISAY_`-prefixed environment overrides, nested keys split on `__`), and semantic
-//! validation that reports every problem at once (`validate`).
+//! Configuration: the `alisay.yaml` schema (`schema`), loading with figment (built-in defaults,
+//! then the YAML file, then `ALISAY_`-prefixed environment overrides with nested keys split on
+//! `__`), and semantic validation that reports every problem at once (`validate`).
+//!
+//! Loading never stops at the first mistake: every unknown key (at any depth) and every value
+//! of the wrong type is reported with its full key path (`turn.secert_file`) and where it came
+//! from (the file or the `ALISAY_*` variable), and a config that parses is then checked against
+//! every semantic rule. `docs/config.md` documents each key; [`json_schema`] describes them for
+//! editors.
 
+mod load;
+pub mod peers;
 mod schema;
+mod units;
 mod validate;
 
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Yaml};
+use figment::providers::{Format, Yaml};
 
+pub use load::env_name;
 pub use schema::*;
+pub use units::{bytes, duration};
 pub use validate::{Problem, Problems};
 
 /// The embedded development default (`src/config/default.yaml`), used when `serve` is given
 /// no `--config`.
 pub const DEVELOPMENT_DEFAULT: &str = include_str!("default.yaml");
 
-/// Why a configuration could not be loaded: every problem found, each naming its key path.
+/// Why a configuration could not be loaded: every problem found, each naming its key path
+/// and, when known, where the value came from. `Display` prints one problem per line.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The file could not be read or parsed, or a key has the wrong type or is unknown.
-    #[error("{}", format_figment(.0))]
-    Parse(Box<figment::Error>),
+    /// The file could not be read or is not YAML, or keys are unknown or of the wrong type.
+    /// A problem without a key path concerns the whole file.
+    #[error("{0}")]
+    Parse(Problems),
     /// The file parsed but breaks semantic rules (see `validate.rs`).
     #[error("{0}")]
     Invalid(Problems),
 }
 
-fn format_figment(err: &figment::Error) -> String {
-    err.clone()
-        .into_iter()
-        .map(|e| {
-            let path = if e.path.is_empty() {
-                String::from("<root>")
-            } else {
-                e.path.join(".")
-            };
-            let source = e
-                .metadata
-                .as_ref()
-                .and_then(|m| m.source.as_ref())
-                .map(|s| format!(" (in {s})"))
-                .unwrap_or_default();
-            format!("{path}: {}{source}", e.kind)
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+impl LoadError {
+    /// Every problem, whichever stage found them.
+    pub fn problems(&self) -> &Problems {
+        match self {
+            LoadError::Parse(p) | LoadError::Invalid(p) => p,
+        }
+    }
 }
 
 impl Config {
     /// Loads `path` (YAML), then `ALISAY_*` environment overrides, then validates.
     ///
+    /// The file must exist; it need not set every key (each has a default, see
+    /// `docs/config.md`). Files named by the config (`turn.secret_file`, TLS keys) are not
+    /// opened here: `serve` and `render` check them when they use them.
+    ///
     /// # Errors
-    /// [`LoadError::Parse`] for unreadable files, bad YAML, wrong types or unknown keys;
-    /// [`LoadError::Invalid`] for semantic problems (all of them, with their key paths).
+    /// [`LoadError::Parse`] for unreadable files, bad YAML, unknown keys or wrong types (all
+    /// of them); [`LoadError::Invalid`] for semantic problems (all of them).
     pub fn load_file(path: &Path) -> Result<Config, LoadError> {
-        Self::load_figment(Figment::new().merge(Yaml::file_exact(path)))
+        load::load(Yaml::file_exact(path))
     }
 
     /// Like [`Config::load_file`], from YAML text (the embedded default, tests).
@@ -64,7 +69,7 @@ impl Config {
     /// # Errors
     /// As [`Config::load_file`].
     pub fn load_str(yaml: &str) -> Result<Config, LoadError> {
-        Self::load_figment(Figment::new().merge(Yaml::string(yaml)))
+        load::load(Yaml::string(yaml))
     }
 
     /// The embedded development default (with environment overrides applied).
@@ -75,13 +80,10 @@ impl Config {
         Self::load_str(DEVELOPMENT_DEFAULT)
     }
 
-    fn load_figment(figment: Figment) -> Result<Config, LoadError> {
-        let config: Config = figment
-            .merge(Env::prefixed("ALISAY_").split("__"))
-            .extract()
-            .map_err(|e| LoadError::Parse(Box::new(e)))?;
-        config.validate().map_err(LoadError::Invalid)?;
-        Ok(config)
+    /// The figment this crate loads from `provider`: built-in defaults, then `provider`, then
+    /// the `ALISAY_*` environment. Exposed for tools that want figment's metadata.
+    pub fn figment(provider: impl figment::Provider) -> Figment {
+        load::figment(provider)
     }
 
     /// Every origin allowed to open `/ws` and `POST /rooms`: `public_origin` first, then
@@ -90,22 +92,89 @@ impl Config {
         std::iter::once(self.public_origin.as_str())
             .chain(self.allowed_origins.iter().map(String::as_str))
     }
-}
 
-impl Config {
-    /// The effective configuration as YAML, for `alisay check`: the secret file path is shown
-    /// but never its content, allowlisted room ids only as a count (or 8-hex prefixes).
+    /// The host part of `public_origin` (`call.example.org`, `127.0.0.1`, `[::1]`), or `""`
+    /// if it has none.
+    pub fn public_host(&self) -> &str {
+        let rest = self
+            .public_origin
+            .split_once("://")
+            .map_or("", |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        match authority.strip_prefix('[') {
+            Some(v6) => v6.find(']').map_or(authority, |end| &authority[..end + 2]),
+            None => authority.split(':').next().unwrap_or(""),
+        }
+    }
+
+    /// The nginx `server_name`: `nginx.server_name`, or the host of `public_origin` when
+    /// that is empty.
+    pub fn nginx_server_name(&self) -> &str {
+        if self.nginx.server_name.is_empty() {
+            self.public_host()
+        } else {
+            &self.nginx.server_name
+        }
+    }
+
+    /// The effective configuration as YAML, for `alisay check`.
+    ///
+    /// Secret-free by construction: the config holds no secret (only `turn.secret_file`, a
+    /// path, which is shown), and allowlisted room ids, which admit whoever presents them, are
+    /// shown only as a count (`<2 room ids>`) or, with `show_room_prefixes`, as their first 8
+    /// hex characters. Durations and sizes are printed as exact human strings, derived values
+    /// (`nginx.server_name`) are filled in, and the key order is the schema's, so the output is
+    /// deterministic.
     pub fn effective_yaml(&self, show_room_prefixes: bool) -> String {
         let mut shown = self.clone();
-        shown.rooms.allowlist = if show_room_prefixes {
-            self.rooms
-                .allowlist
-                .iter()
-                .map(|id| format!("{}…", &id[..8.min(id.len())]))
-                .collect()
+        shown.rooms.allowlist.clear();
+        shown.nginx.server_name = self.nginx_server_name().to_owned();
+        let mut value = serde_yaml::to_value(&shown).expect("the config serializes");
+        let ids = &self.rooms.allowlist;
+        let allowlist = if show_room_prefixes {
+            serde_yaml::Value::Sequence(
+                ids.iter()
+                    .map(|id| {
+                        let prefix: String = id.chars().take(8).collect();
+                        serde_yaml::Value::String(format!("{prefix}..."))
+                    })
+                    .collect(),
+            )
         } else {
-            vec![format!("<{} room ids>", self.rooms.allowlist.len())]
+            let noun = if ids.len() == 1 {
+                "room id"
+            } else {
+                "room ids"
+            };
+            serde_yaml::Value::String(format!("<{} {noun}>", ids.len()))
         };
-        serde_yaml::to_string(&shown).unwrap_or_default()
+        value["rooms"]["allowlist"] = allowlist;
+        let body = serde_yaml::to_string(&value).expect("YAML values serialize");
+        let ids_note = if show_room_prefixes {
+            "as 8-hex prefixes"
+        } else {
+            "as a count (--show-room-prefixes shows 8-hex prefixes)"
+        };
+        format!(
+            "# alisay effective configuration (mode: {mode}).\n\
+             # Every key with its effective value; rooms.allowlist is shown {ids_note}.\n\
+             # The TURN secret is never in the config: only the path of its file is.\n\
+             {body}",
+            mode = match self.mode {
+                Mode::Production => "production",
+                Mode::Development => "development",
+            },
+        )
     }
+}
+
+/// The JSON Schema (draft 2020-12) of `alisay.yaml`, pretty-printed, for editors (e.g. the
+/// YAML language server's `# yaml-language-server: $schema=...`). Field descriptions are the
+/// schema's doc comments; unknown keys are disallowed (`additionalProperties: false`).
+/// Semantic rules (production requirements, ranges, clashes) are only in `validate()`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    text.push('\n');
+    text
 }

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use ipnet::IpNet;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The whole deployment, as one administrator reads it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `production` enforces the safe settings (https origin, no open rooms, TURN configured,
@@ -37,7 +38,7 @@ pub struct Config {
 }
 
 /// Deployment mode: see [`Config::mode`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -46,7 +47,7 @@ pub enum Mode {
 }
 
 /// The `alisay serve` process itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Where `alisay serve` listens; normally loopback behind nginx.
@@ -54,7 +55,8 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` is believed (nginx runs locally, so loopback only).
     pub trusted_proxies: Vec<IpRange>,
     /// How long a graceful shutdown waits for sockets to say `bye` before exiting.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::units::duration")]
+    #[schemars(schema_with = "super::units::duration_schema")]
     pub shutdown_grace: Duration,
     /// Open WebSockets at most; further upgrades get 503. Keeps one host from being exhausted.
     pub max_connections: usize,
@@ -63,7 +65,7 @@ pub struct ServerConfig {
 }
 
 /// Which rooms exist and how many.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoomsConfig {
     /// Static room ids (`sha256(token)`, 64 lowercase hex). Secrets: whoever knows one may join.
@@ -73,38 +75,46 @@ pub struct RoomsConfig {
     /// Active rooms plus pending reservations never exceed this.
     pub max_active: usize,
     /// A room with no message and no heartbeat for this long is closed.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::units::duration")]
+    #[schemars(schema_with = "super::units::duration_schema")]
     pub idle_ttl: Duration,
     pub generated: GeneratedRoomsConfig,
 }
 
 /// Rooms that browsers register with `POST /rooms` (the **Generate room** button).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeneratedRoomsConfig {
     /// Whether `POST /rooms` is served at all (404 otherwise).
     pub enabled: bool,
     /// A registration nobody joins is dropped after this long.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::units::duration")]
+    #[schemars(schema_with = "super::units::duration_schema")]
     pub reservation_ttl: Duration,
     /// Per client IP: active generated rooms plus unjoined reservations never exceed this.
     pub per_ip: usize,
 }
 
 /// Limits of the signaling WebSocket (see `docs/protocol.md`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SignalingConfig {
     /// Largest WebSocket message (and frame) accepted.
+    #[serde(with = "super::units::bytes")]
+    #[schemars(schema_with = "super::units::bytes_schema")]
     pub max_message_bytes: ByteSize,
     /// Largest `sdp` in an `offer` or `answer`.
+    #[serde(with = "super::units::bytes")]
+    #[schemars(schema_with = "super::units::bytes_schema")]
     pub max_sdp_bytes: ByteSize,
     /// The first message must be `join` within this time of the upgrade.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::units::duration")]
+    #[schemars(schema_with = "super::units::duration_schema")]
     pub join_timeout: Duration,
     /// Sent to clients as `heartbeatSeconds`; the server pings at this interval and closes a
     /// socket silent for three intervals.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::units::duration")]
+    #[schemars(schema_with = "super::units::duration_schema")]
     pub heartbeat_interval: Duration,
     /// Per-socket message rate (token bucket).
     pub message_rate: Rate,
@@ -115,7 +125,7 @@ pub struct SignalingConfig {
 }
 
 /// A token bucket: `burst` tokens, refilled at `per_second`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
     pub per_second: f64,
@@ -124,7 +134,7 @@ pub struct Rate {
 
 /// TURN: the credentials `alisay serve` issues (TURN REST, coturn `use-auth-secret`) and the
 /// coturn instance `alisay render` configures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TurnConfig {
     /// `turn:`/`turns:` URLs handed to browsers in `iceServers`. Empty = no relay available.
@@ -135,7 +145,8 @@ pub struct TurnConfig {
     /// Typically a systemd credential. The secret itself is never in this YAML.
     pub secret_file: Option<PathBuf>,
     /// Lifetime of issued credentials (the `<expiry>` part of the username).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::units::duration")]
+    #[schemars(schema_with = "super::units::duration_schema")]
     pub credential_ttl: Duration,
     /// `GET /turn-credentials` for trickle-ICE testing. Development only.
     pub test_endpoint: bool,
@@ -169,7 +180,7 @@ pub struct TurnConfig {
 }
 
 /// The Nginx site `alisay render` writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NginxConfig {
     /// `server_name` of the site; defaults to the host of `public_origin` when empty.
@@ -186,7 +197,8 @@ pub struct NginxConfig {
     /// `limit_req` rate for `POST /rooms` per client IP, in nginx syntax.
     pub rooms_rate: String,
     /// `Strict-Transport-Security` max-age.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::units::duration")]
+    #[schemars(schema_with = "super::units::duration_schema")]
     pub hsts_max_age: Duration,
     /// Where nginx writes this site's logs.
     pub access_log: PathBuf,
@@ -194,7 +206,7 @@ pub struct NginxConfig {
 }
 
 /// Where things live on the host (used by the renderer and the deployment packages).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PathsConfig {
     /// The installed `alisay` binary.
@@ -210,7 +222,7 @@ pub struct PathsConfig {
 }
 
 /// Process logging.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
     /// `tracing` filter directive (`info`, `alisay=debug`, ...). `RUST_LOG` wins if set.
@@ -220,7 +232,7 @@ pub struct LoggingConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
