@@ -1,0 +1,729 @@
+/**
+ * @file The call's controller: room from the hash, Start (register, join, relay preflight,
+ * camera and microphone, `ready`), the server's messages, reconnects that keep the media path,
+ * credential refresh, and the buttons. SPEC §7, docs/protocol.md.
+ *
+ * Order on Start: `POST /rooms` → `GET /ws` + `join` → `joined` → (Relay-only) relay preflight
+ * → `getUserMedia` → `ready` → `start {polite}` → perfect negotiation (call.js).
+ */
+
+import {Call} from './call.js';
+import {Invite} from './invite.js';
+import {openLocalMedia} from './media.js';
+import {messages} from './messages.js';
+import {relayPreflight} from './preflight.js';
+import {Signaling} from './signaling.js';
+
+/** Credentials are refreshed no sooner than this from now. */
+const MIN_REFRESH_DELAY_MS = 5000;
+/** Scheduled refreshes are at least this far apart (the server allows 1 per 10 s). */
+const MIN_REFRESH_GAP_MS = 30000;
+/** A refresh after an ICE failure needs at least this gap since the previous one. */
+const MIN_FAILURE_REFRESH_GAP_MS = 11000;
+/** How long an ICE restart waits for fresh credentials. */
+const RESTART_WAIT_MS = 3000;
+/** The largest delay `setTimeout` takes. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * `phase` is where the Start sequence is; `live` means `ready` was sent and the `data-state`
+ * then comes from the connection (see {@link App#dataState}).
+ * @typedef {'idle'|'ready'|'joining'|'preflight'|'media'|'live'|'ended'|'error'} Phase
+ */
+
+/**
+ * @typedef {{
+ *   sessionId: string,
+ *   iceServers: RTCIceServer[],
+ *   relayAvailable: boolean,
+ *   credentialExpiresAt: (number|null),
+ * }} Session what `joined` told us
+ */
+
+/**
+ * The sessionStorage key of the resumable session of a room (kept in this tab only).
+ * @param {string} roomId
+ * @return {string}
+ */
+function sessionKey(roomId) {
+  return `alisay.session.${roomId}`;
+}
+
+/** The page. */
+export class App {
+  /** @param {import('./view.js').View} view */
+  constructor(view) {
+    this.view = view;
+    /** @type {Invite|null} */
+    this.invite = null;
+    /** Whether this page generated the current room (changes the hint). */
+    this.generated = false;
+    /** @type {Phase} */
+    this.phase = 'idle';
+    /** Incremented whenever a call is left; stale async steps compare and stop. */
+    this.gen = 0;
+    /** @type {string|null} the room id of the current session */
+    this.roomId = null;
+    /** @type {Signaling|null} */
+    this.signaling = null;
+    /** @type {Session|null} */
+    this.session = null;
+    /** @type {Call|null} */
+    this.call = null;
+    /** @type {MediaStream|null} */
+    this.stream = null;
+    /** Whether this client has all it needs to say `ready`. */
+    this.localReady = false;
+    /** Whether Relay-only mode is used for the current session. */
+    this.relayOnly = true;
+    this.peerPresent = false;
+    this.peerLeft = false;
+    /** @type {boolean|null} */
+    this.polite = null;
+    /** @type {'restart'|'lost'|null} why signaling is reconnecting */
+    this.reconnecting = null;
+    /** Whether the current room was admitted once (Copy invite). */
+    this.admitted = false;
+    /** Waiting for the user to press Use Auto mode. */
+    this.blockedOnRelay = false;
+    this.testing = false;
+    this.tested = false;
+    this.lastRefreshAt = 0;
+    /** @type {ReturnType<typeof setTimeout>|undefined} */
+    this.refreshTimer = undefined;
+    this.restartPending = false;
+    /** @type {ReturnType<typeof setTimeout>|undefined} */
+    this.restartTimer = undefined;
+    /** @type {string} */
+    this.lastState = '';
+  }
+
+  /** Wires the page up. Nothing is created and no device is opened here. */
+  init() {
+    const v = this.view;
+    v.generate.addEventListener('click', () => this.generate());
+    v.start.addEventListener('click', () => void this.start());
+    v.testMedia.addEventListener('click', () => void this.testMedia());
+    v.hangup.addEventListener('click', () => this.hangup());
+    v.mute.addEventListener('click', () => this.toggle('audio'));
+    v.camera.addEventListener('click', () => this.toggle('video'));
+    v.copyInvite.addEventListener('click', () => void this.copyInvite());
+    v.useAuto.addEventListener('click', () => this.useAuto());
+    window.addEventListener('hashchange', () => this.onHashChange());
+    this.exposeDebugHandle();
+    this.loadHash();
+  }
+
+  // ---- Room from the hash ------------------------------------------------------------------
+
+  /** Recomputes the room from `location.hash`. */
+  loadHash() {
+    const parsed = Invite.fromHash(location.hash);
+    this.invite = parsed instanceof Invite ? parsed : null;
+    this.generated = false;
+    this.admitted = false;
+    this.tested = false;
+    this.roomId = null;
+    this.view.setInvite(this.invite?.link ?? null);
+    if (parsed === 'invalid') {
+      this.setPhase('error', 'invalid-link');
+    } else {
+      this.setPhase(this.invite ? 'ready' : 'idle', null);
+    }
+  }
+
+  /** A new room: token into the hash (no `hashchange` fires for replaceState). */
+  generate() {
+    if (this.inSession) return;
+    const invite = Invite.generate();
+    history.replaceState(null, '', `#${invite.token}`);
+    this.loadHash();
+    this.generated = true;
+    this.render();
+    this.view.start.focus();
+    console.info('[alisay] room generated');
+  }
+
+  /** Same-tab hash change: a room switch. */
+  onHashChange() {
+    const text = location.hash.replace(/^#/, '');
+    if (this.invite && text === this.invite.token) return; // Our own change, same room.
+    console.info('[alisay] room switch');
+    this.leave(true);
+    this.loadHash();
+  }
+
+  // ---- Start ---------------------------------------------------------------------------------
+
+  /** Whether a session is under way (from Start until hang up or failure). */
+  get inSession() {
+    return this.signaling !== null || this.phase === 'joining';
+  }
+
+  /** Start: register the room, open signaling and join. */
+  async start() {
+    const invite = this.invite;
+    if (!invite || this.inSession || this.testing) return;
+    const gen = ++this.gen;
+    this.peerLeft = false;
+    this.peerPresent = false;
+    this.polite = null;
+    if (!window.isSecureContext || !crypto.subtle) {
+      this.setPhase('error', 'insecure');
+      return;
+    }
+    this.relayOnly = this.view.mode === 'relay';
+    this.setPhase('joining', null);
+    const roomId = await invite.roomId();
+    if (gen !== this.gen) return;
+    this.roomId = roomId;
+    const status = await this.register(roomId);
+    if (gen !== this.gen) return;
+    if (status !== 200 && status !== 201) {
+      this.setPhase('error', status === 0 ? 'unreachable' : `http-${status}`);
+      return;
+    }
+    const sig = new Signaling({
+      roomId,
+      register: () => this.register(roomId),
+      resumeId: () => this.storedSessionId(roomId),
+    });
+    sig.addEventListener('joined', (e) => {
+      if (sig === this.signaling) this.onJoined(/** @type {CustomEvent} */ (e).detail);
+    });
+    sig.addEventListener('message', (e) => {
+      if (sig === this.signaling) this.onMessage(/** @type {CustomEvent} */ (e).detail.msg);
+    });
+    sig.addEventListener('reconnecting', (e) => {
+      if (sig === this.signaling) this.onReconnecting(/** @type {CustomEvent} */ (e).detail);
+    });
+    sig.addEventListener('failed', (e) => {
+      if (sig === this.signaling) this.onFailed(/** @type {CustomEvent} */ (e).detail.code);
+    });
+    this.signaling = sig;
+    sig.connect();
+  }
+
+  /**
+   * `POST /rooms {roomId}` (SPEC §4).
+   * @param {string} roomId
+   * @return {Promise<number>} the HTTP status, 0 when the network failed
+   */
+  async register(roomId) {
+    try {
+      const res = await fetch('/rooms', {
+        method: 'POST',
+        headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({roomId}),
+        cache: 'no-store',
+        credentials: 'same-origin',
+        referrerPolicy: 'no-referrer',
+      });
+      if (res.status !== 200 && res.status !== 201) {
+        console.warn('[alisay] room registration refused', res.status);
+      }
+      return res.status;
+    } catch (err) {
+      console.warn('[alisay] room registration failed', err instanceof Error ? err.name : err);
+      return 0;
+    }
+  }
+
+  /**
+   * @param {string} roomId
+   * @return {string|null}
+   */
+  storedSessionId(roomId) {
+    try {
+      return sessionStorage.getItem(sessionKey(roomId));
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Admission (first, or again after a reconnect).
+   * @param {{msg: any, first: boolean}} detail
+   */
+  onJoined({msg, first}) {
+    this.reconnecting = null;
+    this.session = {
+      sessionId: String(msg.sessionId),
+      iceServers: Array.isArray(msg.iceServers) ? msg.iceServers : [],
+      relayAvailable: Boolean(msg.relayAvailable),
+      credentialExpiresAt: typeof msg.credentialExpiresAt === 'number' ?
+        msg.credentialExpiresAt : null,
+    };
+    if (this.roomId) {
+      try {
+        sessionStorage.setItem(sessionKey(this.roomId), this.session.sessionId);
+      } catch {
+        // Private mode without storage: resume after reload is lost, nothing else.
+      }
+    }
+    this.peerPresent = Boolean(msg.peerPresent);
+    if (this.peerPresent) this.peerLeft = false;
+    this.admitted = true;
+    this.scheduleRefresh();
+    this.call?.setIceServers(this.session.iceServers);
+    console.info('[alisay] joined', first ? '' : '(again)', 'peer present:', this.peerPresent);
+    if (first) {
+      void this.prepare(this.gen);
+    } else if (this.localReady) {
+      this.signaling?.send({type: 'ready'});
+    }
+    this.render();
+  }
+
+  /**
+   * After admission: relay preflight (Relay-only), camera and microphone, then `ready`.
+   * @param {number} gen
+   */
+  async prepare(gen) {
+    const session = this.session;
+    if (!session) return;
+    if (this.relayOnly) {
+      if (!session.relayAvailable) {
+        this.blockedOnRelay = true;
+        this.setPhase('error', 'relay-unavailable');
+        this.view.useAuto.focus();
+        return;
+      }
+      this.setPhase('preflight', null);
+      const ok = await relayPreflight(session.iceServers);
+      if (gen !== this.gen) return;
+      if (!ok) {
+        console.warn('[alisay] relay preflight found no relay candidate');
+        this.fail('relay-preflight-failed');
+        return;
+      }
+    }
+    if (!this.stream) {
+      this.setPhase('media', null);
+      const res = await openLocalMedia();
+      if (gen !== this.gen) {
+        res.stream?.getTracks().forEach((t) => t.stop());
+        return;
+      }
+      if (!res.stream) {
+        console.warn('[alisay] camera/microphone failed', res.detail);
+        this.fail(res.error);
+        return;
+      }
+      this.setStream(res.stream);
+    }
+    this.localReady = true;
+    this.signaling?.send({type: 'ready'});
+    this.setPhase('live', null);
+  }
+
+  /** Use Auto mode after Relay-only turned out impossible (no TURN server). */
+  useAuto() {
+    this.view.mode = 'auto';
+    if (!this.blockedOnRelay) {
+      this.view.setError(null);
+      return;
+    }
+    this.blockedOnRelay = false;
+    this.relayOnly = false;
+    this.view.setError(null);
+    void this.prepare(this.gen);
+  }
+
+  /** Test camera and microphone before starting (an explicit action of the user). */
+  async testMedia() {
+    if (this.stream || this.inSession || this.testing) return;
+    const gen = this.gen;
+    this.testing = true;
+    this.render();
+    const res = await openLocalMedia();
+    this.testing = false;
+    if (gen !== this.gen || this.inSession) {
+      res.stream?.getTracks().forEach((t) => t.stop());
+      this.render();
+      return;
+    }
+    if (!res.stream) {
+      this.setPhase('error', res.error);
+      return;
+    }
+    this.tested = true;
+    this.setStream(res.stream);
+    if (this.phase === 'error') {
+      this.setPhase(this.invite ? 'ready' : 'idle', null);
+    } else {
+      this.render();
+    }
+  }
+
+  /** @param {MediaStream} stream */
+  setStream(stream) {
+    this.stream = stream;
+    this.view.setLocalStream(stream);
+    for (const track of stream.getTracks()) {
+      track.addEventListener('ended', () => console.warn('[alisay] local track ended', track.kind));
+    }
+  }
+
+  // ---- Server messages -------------------------------------------------------------------
+
+  /** @param {any} msg */
+  onMessage(msg) {
+    switch (msg.type) {
+      case 'peer-joined':
+        this.peerPresent = true;
+        this.peerLeft = false;
+        this.render();
+        return;
+      case 'peer-left':
+      case 'hangup':
+        this.onPeerGone(msg.type);
+        return;
+      case 'start':
+        this.onStart(Boolean(msg.polite));
+        return;
+      case 'offer':
+        this.onOffer(msg);
+        return;
+      case 'answer':
+      case 'ice':
+        void this.call?.handle(msg);
+        return;
+      case 'ice-servers':
+        this.onIceServers(msg);
+        return;
+      default:
+        console.info('[alisay] ignored message', String(msg.type));
+    }
+  }
+
+  /**
+   * The other person left (or hung up): close the connection and wait for them.
+   * @param {string} why
+   */
+  onPeerGone(why) {
+    console.info('[alisay] peer gone:', why);
+    this.call?.close();
+    this.call = null;
+    this.view.setRemoteStream(null);
+    this.peerPresent = false;
+    this.peerLeft = true;
+    this.render();
+  }
+
+  /** @param {boolean} polite */
+  onStart(polite) {
+    this.polite = polite;
+    this.peerPresent = true;
+    this.peerLeft = false;
+    if (!this.localReady || !this.stream) {
+      console.warn('[alisay] start before ready, ignored');
+      return;
+    }
+    if (this.call?.alive) {
+      // A reconnect of signaling: keep the media path.
+      console.info('[alisay] start again: keeping the connection, polite:', polite);
+      this.call.polite = polite;
+      void this.call.resync();
+    } else {
+      console.info('[alisay] start, polite:', polite);
+      this.newCall(polite);
+    }
+    this.render();
+  }
+
+  /** @param {any} msg */
+  onOffer(msg) {
+    const sdp = typeof msg.sdp === 'string' ? msg.sdp : '';
+    if (!this.call) {
+      if (!this.localReady || this.polite === null) return;
+      this.newCall(this.polite);
+    } else if (this.call.isFromAnotherPeer(sdp)) {
+      // The other side has a new RTCPeerConnection (it reloaded): start fresh.
+      console.info('[alisay] offer from a new peer connection: replacing ours');
+      this.view.setRemoteStream(null);
+      this.newCall(this.polite ?? this.call.polite);
+    }
+    void this.call?.handle(msg);
+  }
+
+  /** @param {any} msg */
+  onIceServers(msg) {
+    if (!this.session) return;
+    if (Array.isArray(msg.iceServers)) this.session.iceServers = msg.iceServers;
+    this.session.credentialExpiresAt = typeof msg.credentialExpiresAt === 'number' ?
+      msg.credentialExpiresAt : null;
+    this.call?.setIceServers(this.session.iceServers);
+    this.scheduleRefresh();
+    if (this.restartPending) this.restartIce();
+  }
+
+  /**
+   * Replaces the call with a fresh RTCPeerConnection.
+   * @param {boolean} polite
+   */
+  newCall(polite) {
+    const session = this.session;
+    const stream = this.stream;
+    if (!session || !stream) return;
+    this.call?.close();
+    const call = new Call({
+      iceServers: session.iceServers,
+      relayOnly: this.relayOnly,
+      polite,
+      stream,
+      send: (msg) => this.signaling?.send(msg) ?? false,
+    });
+    call.addEventListener('track', (e) => {
+      if (call === this.call) this.view.setRemoteStream(/** @type {CustomEvent} */ (e).detail.stream);
+    });
+    call.addEventListener('state', () => {
+      if (call === this.call) this.render();
+    });
+    call.addEventListener('ice-failed', () => {
+      if (call === this.call) this.onIceFailed();
+    });
+    this.call = call;
+  }
+
+  // ---- ICE restart and credentials ---------------------------------------------------------
+
+  /** The connection failed: fresh credentials if we can, then an ICE restart. */
+  onIceFailed() {
+    if (this.restartPending) return;
+    this.restartPending = true;
+    const canRefresh = this.session?.credentialExpiresAt != null && this.signaling?.open &&
+      Date.now() - this.lastRefreshAt >= MIN_FAILURE_REFRESH_GAP_MS;
+    console.warn('[alisay] connection failed: restarting ICE', canRefresh ? 'with fresh credentials' : '');
+    if (canRefresh) {
+      this.sendRefresh();
+      clearTimeout(this.restartTimer);
+      this.restartTimer = setTimeout(() => this.restartIce(), RESTART_WAIT_MS);
+    } else {
+      this.restartIce();
+    }
+  }
+
+  /** @private */
+  restartIce() {
+    clearTimeout(this.restartTimer);
+    this.restartPending = false;
+    this.call?.restartIce();
+  }
+
+  /** Plans the next `refresh-ice` at 80 % of the credentials' remaining lifetime. */
+  scheduleRefresh() {
+    clearTimeout(this.refreshTimer);
+    const expiresAt = this.session?.credentialExpiresAt;
+    if (expiresAt == null) return;
+    const now = Date.now();
+    let delay = Math.max(MIN_REFRESH_DELAY_MS, 0.8 * (expiresAt * 1000 - now));
+    // A skewed clock must not turn this into a loop the server rate-limits.
+    delay = Math.max(delay, this.lastRefreshAt + MIN_REFRESH_GAP_MS - now);
+    this.refreshTimer = setTimeout(() => this.sendRefresh(), Math.min(delay, MAX_TIMEOUT_MS));
+  }
+
+  /** @private */
+  sendRefresh() {
+    if (!this.signaling?.open) return; // `joined` after the reconnect brings fresh ones.
+    this.lastRefreshAt = Date.now();
+    this.signaling.send({type: 'refresh-ice'});
+  }
+
+  // ---- Signaling events --------------------------------------------------------------------
+
+  /** @param {{reason: 'restart'|'lost', delayMs: number}} detail */
+  onReconnecting({reason, delayMs}) {
+    console.info('[alisay] signaling reconnect in', delayMs, 'ms:', reason);
+    if (this.signaling?.everAdmitted) {
+      this.reconnecting = reason;
+      this.render();
+    }
+  }
+
+  /** @param {string} code why the session ended */
+  onFailed(code) {
+    console.warn('[alisay] session ended:', code);
+    this.leave(false);
+    this.setPhase('error', code);
+  }
+
+  // ---- Leaving -----------------------------------------------------------------------------
+
+  /** Hang up: leave the room, stop the devices, and allow Start again. */
+  hangup() {
+    if (!this.inSession) return;
+    const roomId = this.roomId;
+    this.leave(true);
+    if (roomId) {
+      try {
+        sessionStorage.removeItem(sessionKey(roomId));
+      } catch {
+        // Nothing to forget.
+      }
+    }
+    console.info('[alisay] hung up');
+    this.setPhase('ended', null);
+    this.view.start.focus();
+  }
+
+  /**
+   * Leaves the room, then fails with `code`.
+   * @param {string} code
+   */
+  fail(code) {
+    this.leave(true);
+    this.setPhase('error', code);
+  }
+
+  /**
+   * Ends the session: signaling (with `hangup` if asked), the connection, the devices.
+   * @param {boolean} sendHangup
+   */
+  leave(sendHangup) {
+    this.gen++;
+    this.signaling?.close(sendHangup);
+    this.signaling = null;
+    this.call?.close();
+    this.call = null;
+    this.stream?.getTracks().forEach((t) => t.stop());
+    this.stream = null;
+    this.view.setRemoteStream(null);
+    this.view.setLocalStream(null);
+    this.session = null;
+    this.localReady = false;
+    this.peerPresent = false;
+    this.peerLeft = false;
+    this.polite = null;
+    this.reconnecting = null;
+    this.blockedOnRelay = false;
+    this.tested = false;
+    this.restartPending = false;
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.refreshTimer);
+  }
+
+  // ---- Controls ----------------------------------------------------------------------------
+
+  /** @param {'audio'|'video'} kind */
+  toggle(kind) {
+    const tracks = kind === 'audio' ? this.stream?.getAudioTracks() : this.stream?.getVideoTracks();
+    if (!tracks?.length) return;
+    const enable = !tracks[0].enabled;
+    for (const t of tracks) t.enabled = enable;
+    this.render();
+  }
+
+  /** Copies the invite link. */
+  async copyInvite() {
+    if (!this.invite) return;
+    const link = this.invite.link;
+    try {
+      await navigator.clipboard.writeText(link);
+      this.view.setCopyNote(messages.status('copied'));
+    } catch {
+      this.view.inviteLink.focus();
+      this.view.inviteLink.select();
+      this.view.setCopyNote(messages.status('copy-manual'));
+    }
+  }
+
+  // ---- Rendering ---------------------------------------------------------------------------
+
+  /**
+   * @param {Phase} phase
+   * @param {string|null} errorCode shown in #error (null clears it)
+   */
+  setPhase(phase, errorCode) {
+    this.phase = phase;
+    if (errorCode === null) {
+      if (phase !== 'error') this.view.setError(null);
+    } else {
+      this.view.setError(errorCode, messages.error(errorCode));
+    }
+    this.render();
+  }
+
+  /** @return {string} the `data-state` of #status */
+  dataState() {
+    if (this.phase !== 'live') return this.phase;
+    if (this.reconnecting) return 'reconnecting';
+    if (this.call) return this.call.state === 'connected' ? 'connected' : 'connecting';
+    if (this.peerLeft) return 'peer-left';
+    return this.peerPresent ? 'connecting' : 'waiting';
+  }
+
+  /**
+   * @param {string} state
+   * @return {string}
+   */
+  statusText(state) {
+    const s = messages.status;
+    switch (state) {
+      case 'error':
+        return this.view.error.textContent || s('error');
+      case 'ready':
+        if (this.testing) return s('testing');
+        if (this.tested) return s('tested');
+        return s(this.generated ? 'ready-generated' : 'ready');
+      case 'idle':
+        return this.testing ? s('testing') : s('idle');
+      case 'reconnecting': {
+        const base = s(this.reconnecting === 'restart' ? 'restarting' : 'reconnecting');
+        return this.call?.state === 'connected' ? base + s('call-continues') : base;
+      }
+      case 'connecting':
+        if (this.call?.state === 'disconnected') return s('interrupted');
+        if (this.call?.state === 'failed') return s('failed');
+        return s('connecting');
+      default:
+        return s(state);
+    }
+  }
+
+  /** Shows the current state. */
+  render() {
+    const state = this.dataState();
+    if (state !== this.lastState) {
+      console.info('[alisay] state', state);
+      this.lastState = state;
+    }
+    this.view.setStatus(state, this.statusText(state));
+    const audio = this.stream?.getAudioTracks() ?? [];
+    const video = this.stream?.getVideoTracks() ?? [];
+    this.view.setControls({
+      hasRoom: this.invite !== null,
+      inSession: this.inSession,
+      testing: this.testing,
+      canCopy: this.admitted && this.invite !== null,
+      hasMedia: this.stream !== null,
+      hasVideo: video.length > 0,
+      muted: audio.length > 0 && !audio[0].enabled,
+      cameraOff: video.length > 0 && !video[0].enabled,
+    });
+  }
+
+  /** `window.alisay`: a small read-only handle for tests and debugging. */
+  exposeDebugHandle() {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const app = this;
+    const handle = Object.freeze({
+      get pc() {
+        return app.call && !app.call.closed ? app.call.pc : null;
+      },
+      get state() {
+        return app.dataState();
+      },
+      get sessionId() {
+        return app.session?.sessionId ?? null;
+      },
+      get polite() {
+        return app.polite;
+      },
+      get roomId() {
+        return app.roomId;
+      },
+    });
+    Object.defineProperty(window, 'alisay', {value: handle, enumerable: false});
+  }
+}

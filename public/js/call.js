@@ -1,0 +1,251 @@
+/**
+ * @file One `RTCPeerConnection` with perfect negotiation, exactly MDN's pattern
+ * (https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Perfect_negotiation):
+ * `makingOffer`, `ignoreOffer`, `isSettingRemoteAnswerPending`, argument-free
+ * `setLocalDescription()`, and the same code on both peers; `polite` comes from the server's
+ * `start`. Outgoing descriptions are handed to `send` right after `setLocalDescription()`
+ * resolves, with no other async step in between, so signaling leaves in negotiation order.
+ *
+ * Glare on the first negotiation is avoided, not just survived: the impolite side adds its
+ * tracks (and so offers) at once, while the polite side adds its tracks to the transceivers of
+ * the first incoming offer, or after {@link POLITE_OFFER_WAIT_MS} if no offer comes. In
+ * Chromium 156 a polite peer whose own offer is implicitly rolled back right after its
+ * `setLocalDescription()` resolved sometimes never gathered candidates for its answer (the call
+ * stalled in `new`, about one run in five in our two-page test); with this order the collision
+ * does not happen on a fresh call, and perfect negotiation still handles any later one.
+ *
+ * Events: `track` (`detail: {stream}`), `state` (connection or ICE state changed),
+ * `ice-failed` (the connection failed; the owner refreshes credentials and restarts ICE).
+ */
+
+/**
+ * The sorted `a=fingerprint` lines of an SDP: a different set means a different
+ * `RTCPeerConnection` on the other side (e.g. the peer reloaded its tab).
+ * @param {string} sdp
+ * @return {string}
+ */
+function fingerprints(sdp) {
+  return (sdp.match(/^a=fingerprint:.*$/gim) ?? [])
+      .map((line) => line.trim().toLowerCase())
+      .sort()
+      .join('\n');
+}
+
+/** How long the polite side waits for the first offer before offering itself. */
+const POLITE_OFFER_WAIT_MS = 2500;
+
+/** A call to the other person. */
+export class Call extends EventTarget {
+  /**
+   * @param {{
+   *   iceServers: RTCIceServer[],
+   *   relayOnly: boolean,
+   *   polite: boolean,
+   *   stream: MediaStream,
+   *   send: (msg: {type: string, [key: string]: unknown}) => boolean,
+   * }} opts `send` puts one signaling message on the (single, ordered) socket
+   */
+  constructor(opts) {
+    super();
+    this.polite = opts.polite;
+    this.send = opts.send;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.isSettingRemoteAnswerPending = false;
+    this.closed = false;
+    this.pc = new RTCPeerConnection({
+      iceServers: opts.iceServers,
+      iceTransportPolicy: opts.relayOnly ? 'relay' : 'all',
+    });
+    const pc = this.pc;
+    /** @type {MediaStream|null} */
+    this.remoteStream = null;
+
+    pc.ontrack = ({track, streams}) => {
+      const stream = streams[0] ?? this.remoteStream ?? new MediaStream();
+      if (!stream.getTracks().includes(track)) stream.addTrack(track);
+      this.remoteStream = stream;
+      this.emit('track', {stream});
+    };
+
+    pc.onnegotiationneeded = async () => {
+      try {
+        this.makingOffer = true;
+        await pc.setLocalDescription();
+        this.sendDescription();
+      } catch (err) {
+        console.error('[alisay] negotiation failed', err instanceof Error ? err.name : err);
+      } finally {
+        this.makingOffer = false;
+      }
+    };
+
+    pc.onicecandidate = ({candidate}) => {
+      if (this.closed) return;
+      this.send({type: 'ice', candidate: candidate?.candidate ? candidate.toJSON() : null});
+    };
+
+    pc.oniceconnectionstatechange = () => {
+      if (pc.iceConnectionState === 'failed') this.emit('ice-failed', {});
+      this.emit('state', {});
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed') this.emit('ice-failed', {});
+      this.emit('state', {});
+    };
+
+    /** @type {MediaStream|null} media not yet added (polite side, before the first offer) */
+    this.pendingStream = opts.stream;
+    /** @type {ReturnType<typeof setTimeout>|undefined} */
+    this.offerWait = undefined;
+    if (this.polite) {
+      this.offerWait = setTimeout(() => this.addMedia(), POLITE_OFFER_WAIT_MS);
+    } else {
+      this.addMedia();
+    }
+  }
+
+  /**
+   * Adds the local tracks once. After a remote offer, `addTrack` reuses its transceivers, so
+   * the answer carries them and no second negotiation is needed.
+   * @private
+   */
+  addMedia() {
+    clearTimeout(this.offerWait);
+    const stream = this.pendingStream;
+    this.pendingStream = null;
+    if (!stream || this.closed) return;
+    for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+  }
+
+  /** The connection state, or `closed`. */
+  get state() {
+    return this.closed ? 'closed' : this.pc.connectionState;
+  }
+
+  /** Whether this connection is worth keeping when `start` arrives again. */
+  get alive() {
+    return !this.closed &&
+      (this.pc.connectionState === 'connected' || this.pc.connectionState === 'connecting');
+  }
+
+  /**
+   * Whether an incoming offer comes from another `RTCPeerConnection` than the current remote
+   * description (different DTLS fingerprints).
+   * @param {string} sdp
+   * @return {boolean}
+   */
+  isFromAnotherPeer(sdp) {
+    const current = this.pc.remoteDescription;
+    if (!current?.sdp) return false;
+    const incoming = fingerprints(sdp);
+    return incoming !== '' && incoming !== fingerprints(current.sdp);
+  }
+
+  /**
+   * Handles a relayed `offer`, `answer` or `ice` message (MDN's `onmessage`).
+   * @param {{type: string, sdp?: string, candidate?: RTCIceCandidateInit|null}} msg
+   * @return {Promise<void>}
+   */
+  async handle(msg) {
+    if (this.closed) return;
+    const pc = this.pc;
+    try {
+      if (msg.type === 'offer' || msg.type === 'answer') {
+        const description = {type: msg.type, sdp: msg.sdp ?? ''};
+        const readyForOffer = !this.makingOffer &&
+          (pc.signalingState === 'stable' || this.isSettingRemoteAnswerPending);
+        const offerCollision = description.type === 'offer' && !readyForOffer;
+        this.ignoreOffer = !this.polite && offerCollision;
+        if (this.ignoreOffer) {
+          console.info('[alisay] glare: ignoring the peer\'s offer (impolite)');
+          return;
+        }
+        this.isSettingRemoteAnswerPending = description.type === 'answer';
+        await pc.setRemoteDescription(/** @type {RTCSessionDescriptionInit} */ (description));
+        this.isSettingRemoteAnswerPending = false;
+        if (description.type === 'offer') {
+          this.addMedia();
+          await pc.setLocalDescription();
+          this.sendDescription();
+        }
+      } else if (msg.type === 'ice') {
+        if (!msg.candidate) return; // End of candidates: nothing to do.
+        try {
+          await pc.addIceCandidate(msg.candidate);
+        } catch (err) {
+          if (!this.ignoreOffer) throw err;
+        }
+      }
+    } catch (err) {
+      this.isSettingRemoteAnswerPending = false;
+      if (!this.closed) {
+        console.error('[alisay] signaling message failed', msg.type,
+            err instanceof Error ? err.name : err);
+      }
+    }
+  }
+
+  /**
+   * Called when `start` arrives again while this connection is alive: a description sent while
+   * signaling was down may have been lost, so roll back a pending local offer and renegotiate
+   * with an ICE restart.
+   * @return {Promise<void>}
+   */
+  async resync() {
+    if (this.closed) return;
+    if (this.pc.signalingState === 'have-local-offer' && !this.makingOffer) {
+      try {
+        await this.pc.setLocalDescription({type: 'rollback'});
+        this.pc.restartIce();
+      } catch (err) {
+        console.warn('[alisay] resync failed', err instanceof Error ? err.name : err);
+      }
+    }
+  }
+
+  /**
+   * New ICE servers (fresh TURN credentials); keeps `iceTransportPolicy`.
+   * @param {RTCIceServer[]} iceServers
+   */
+  setIceServers(iceServers) {
+    if (this.closed) return;
+    try {
+      this.pc.setConfiguration({...this.pc.getConfiguration(), iceServers});
+    } catch (err) {
+      console.warn('[alisay] setConfiguration failed', err instanceof Error ? err.name : err);
+    }
+  }
+
+  /** Starts an ICE restart (perfect negotiation sends the new offer). */
+  restartIce() {
+    if (!this.closed) this.pc.restartIce();
+  }
+
+  /** Closes the connection; no event follows. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.offerWait);
+    const pc = this.pc;
+    pc.ontrack = pc.onnegotiationneeded = pc.onicecandidate = null;
+    pc.oniceconnectionstatechange = pc.onconnectionstatechange = null;
+    pc.close();
+  }
+
+  /** @private Sends the current local description, right after it was set. */
+  sendDescription() {
+    const desc = this.pc.localDescription;
+    if (this.closed || !desc || (desc.type !== 'offer' && desc.type !== 'answer')) return;
+    this.send({type: desc.type, sdp: desc.sdp});
+  }
+
+  /**
+   * @private
+   * @param {string} type
+   * @param {object} detail
+   */
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, {detail}));
+  }
+}
