@@ -22,6 +22,8 @@ const MIN_REFRESH_GAP_MS = 30000;
 const MIN_FAILURE_REFRESH_GAP_MS = 11000;
 /** How long an ICE restart waits for fresh credentials. */
 const RESTART_WAIT_MS = 3000;
+/** How long the polite side waits for the impolite side's ICE-restart offer. */
+const POLITE_RESTART_WAIT_MS = 3500;
 /** The largest delay `setTimeout` takes. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -435,6 +437,11 @@ export class App {
   /** @param {any} msg */
   onOffer(msg) {
     const sdp = typeof msg.sdp === 'string' ? msg.sdp : '';
+    if (this.restartPending && this.call?.polite) {
+      // The other side restarts ICE (or renegotiates anyway): answering it is our restart.
+      clearTimeout(this.restartTimer);
+      this.restartPending = false;
+    }
     if (!this.call) {
       if (!this.localReady || this.polite === null) return;
       this.newCall(this.polite);
@@ -455,7 +462,7 @@ export class App {
       msg.credentialExpiresAt : null;
     this.call?.setIceServers(this.session.iceServers);
     this.scheduleRefresh();
-    if (this.restartPending) this.restartIce();
+    if (this.restartPending && !this.call?.polite) this.restartIce();
   }
 
   /**
@@ -488,20 +495,21 @@ export class App {
 
   // ---- ICE restart and credentials ---------------------------------------------------------
 
-  /** The connection failed: fresh credentials if we can, then an ICE restart. */
+  /**
+   * The connection failed: fresh credentials if we can, then an ICE restart. The impolite side
+   * restarts first; the polite side waits a little for that offer (which cancels its own
+   * restart), so both sides rarely offer at once.
+   */
   onIceFailed() {
-    if (this.restartPending) return;
+    if (this.restartPending || !this.call) return;
     this.restartPending = true;
-    const canRefresh = this.session?.credentialExpiresAt != null && this.signaling?.open &&
+    const refresh = this.session?.credentialExpiresAt != null && Boolean(this.signaling?.open) &&
       Date.now() - this.lastRefreshAt >= MIN_FAILURE_REFRESH_GAP_MS;
-    console.warn('[alisay] connection failed: restarting ICE', canRefresh ? 'with fresh credentials' : '');
-    if (canRefresh) {
-      this.sendRefresh();
-      clearTimeout(this.restartTimer);
-      this.restartTimer = setTimeout(() => this.restartIce(), RESTART_WAIT_MS);
-    } else {
-      this.restartIce();
-    }
+    console.warn('[alisay] connection failed: restarting ICE', refresh ? 'with fresh credentials' : '');
+    if (refresh) this.sendRefresh();
+    const wait = this.call.polite ? POLITE_RESTART_WAIT_MS : refresh ? RESTART_WAIT_MS : 0;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => this.restartIce(), wait);
   }
 
   /** @private */
@@ -661,7 +669,7 @@ export class App {
     const s = messages.status;
     switch (state) {
       case 'error':
-        return this.view.error.textContent || s('error');
+        return s('error'); // The sentence itself is in #error (role="alert"), once.
       case 'ready':
         if (this.testing) return s('testing');
         if (this.tested) return s('tested');

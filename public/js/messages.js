@@ -18,7 +18,7 @@ const STATUS = Object.freeze({
   'reconnecting': 'Lost the connection to the server, reconnecting…',
   'peer-left': 'The other person left. Waiting for them to come back…',
   'ended': 'Call ended. Press Start to join again.',
-  'error': 'Something went wrong.',
+  'error': 'Not connected.',
   // Refinements of the states above.
   'ready-generated': 'Send the invite link to the other person, then press Start. Choose a ' +
     'connection mode first if you like.',

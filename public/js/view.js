@@ -110,6 +110,8 @@ export class View {
   /** @param {Controls} c */
   setControls(c) {
     document.body.classList.toggle('in-call', c.inSession);
+    // Before a call (and without a camera test) the empty video area and controls are noise.
+    document.body.classList.toggle('quiet', !c.inSession && !c.hasMedia);
     this.start.disabled = !c.hasRoom || c.inSession || c.testing;
     this.testMedia.hidden = c.hasMedia || c.inSession;
     this.testMedia.disabled = c.testing;
