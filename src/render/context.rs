@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::ranges::{self, PeerRange};
-use crate::config::{Config, IpRange, Problem, Problems, peers};
+use crate::config::{Config, Problem, Problems, peers};
 
 /// Mozilla "intermediate" TLS 1.2 suites (forward secret AEAD only); TLS 1.3 suites are
 /// OpenSSL's defaults, which are all strong.
@@ -229,7 +229,11 @@ fn nginx(config: &Config, check: &mut Check) -> NginxCtx {
         if n.listen_address == "*" {
             return Some(vec![format!("{port}{ssl}"), format!("[::]:{port}{ssl}")]);
         }
-        match n.listen_address.parse::<IpAddr>().ok()? {
+        let address = n
+            .listen_address
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        match address.parse::<IpAddr>().ok()? {
             IpAddr::V4(a) => Some(vec![format!("{a}:{port}{ssl}")]),
             IpAddr::V6(a) => Some(vec![format!("[{a}]:{port}{ssl}")]),
         }
@@ -328,51 +332,19 @@ fn coturn(config: &Config, check: &mut Check) -> CoturnCtx {
     };
     let runtime = &config.paths.coturn_runtime_dir;
 
-    // allowed-peer-ip: the administrator's ranges, then the server's own relay/external
-    // addresses (the peer of a relay-to-relay call is this server's own relay address).
+    // allowed-peer-ip: only what the administrator lists (SPEC §6), never a range that
+    // reopens loopback or the metadata service. (Validation asks for the server's own relay
+    // address here when it lies in a denied range, so relay-to-relay calls work.)
     let mut allowed: Vec<PeerRange> = Vec::new();
-    let mut allow = |key: &str, range: IpRange, origin: &str, check: &mut Check| {
-        if let Some(never) = ranges::reopens_forbidden(&range) {
+    for (i, range) in t.allowed_peer_ips.iter().enumerate() {
+        if let Some(never) = ranges::reopens_forbidden(range) {
             check.problem(
-                key,
+                &format!("turn.allowed_peer_ips[{i}]"),
                 format!("`{range}` would let TURN relay to {never}, which is never allowed"),
             );
-            return;
+            continue;
         }
-        for line in ranges::peer_lines(&range, origin) {
-            if !allowed.iter().any(|a| a.range == line.range) {
-                allowed.push(line);
-            }
-        }
-    };
-    for (i, range) in t.allowed_peer_ips.iter().enumerate() {
-        allow(
-            &format!("turn.allowed_peer_ips[{i}]"),
-            *range,
-            "turn.allowed_peer_ips",
-            check,
-        );
-    }
-    for (i, ip) in t.relay_ips.iter().enumerate() {
-        let own = IpRange {
-            start: *ip,
-            end: *ip,
-        };
-        allow(
-            &format!("turn.relay_ips[{i}]"),
-            own,
-            "this server's relay address (turn.relay_ips)",
-            check,
-        );
-    }
-    if let Some(ip) = t.external_ip {
-        let own = IpRange { start: ip, end: ip };
-        allow(
-            "turn.external_ip",
-            own,
-            "this server's external address (turn.external_ip)",
-            check,
-        );
+        allowed.extend(ranges::peer_lines(range, "turn.allowed_peer_ips"));
     }
 
     let mut denied: Vec<PeerRange> = Vec::new();
