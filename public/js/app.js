@@ -13,6 +13,7 @@ import {openLocalMedia} from './media.js';
 import {messages} from './messages.js';
 import {relayPreflight} from './preflight.js';
 import {Signaling} from './signaling.js';
+import {CallStats} from './stats.js';
 
 /** Credentials are refreshed no sooner than this from now. */
 const MIN_REFRESH_DELAY_MS = 5000;
@@ -72,6 +73,8 @@ export class App {
     this.session = null;
     /** @type {Call|null} */
     this.call = null;
+    /** @type {CallStats|null} statistics of the current call while it is connected */
+    this.stats = null;
     /** @type {MediaStream|null} */
     this.stream = null;
     /** Whether this client has all it needs to say `ready`. */
@@ -405,9 +408,7 @@ export class App {
    */
   onPeerGone(why) {
     console.info('[alisay] peer gone:', why);
-    this.call?.close();
-    this.call = null;
-    this.view.setRemoteStream(null);
+    this.closeCall();
     this.peerPresent = false;
     this.peerLeft = true;
     this.render();
@@ -448,7 +449,6 @@ export class App {
     } else if (this.call.isFromAnotherPeer(sdp)) {
       // The other side has a new RTCPeerConnection (it reloaded): start fresh.
       console.info('[alisay] offer from a new peer connection: replacing ours');
-      this.view.setRemoteStream(null);
       this.newCall(this.polite ?? this.call.polite);
     }
     void this.call?.handle(msg);
@@ -473,7 +473,7 @@ export class App {
     const session = this.session;
     const stream = this.stream;
     if (!session || !stream) return;
-    this.call?.close();
+    this.closeCall();
     const call = new Call({
       iceServers: session.iceServers,
       relayOnly: this.relayOnly,
@@ -485,12 +485,28 @@ export class App {
       if (call === this.call) this.view.setRemoteStream(/** @type {CustomEvent} */ (e).detail.stream);
     });
     call.addEventListener('state', () => {
-      if (call === this.call) this.render();
+      if (call !== this.call) return;
+      if (call.state === 'connected' && !this.stats) {
+        this.stats = new CallStats(call.pc, (sample) => {
+          if (call === this.call) this.view.setStats(sample);
+        });
+      }
+      this.render();
     });
     call.addEventListener('ice-failed', () => {
       if (call === this.call) this.onIceFailed();
     });
     this.call = call;
+  }
+
+  /** Closes the current call, if any: connection, statistics, remote video. */
+  closeCall() {
+    this.stats?.stop();
+    this.stats = null;
+    this.call?.close();
+    this.call = null;
+    this.view.setRemoteStream(null);
+    this.view.setStats(null);
   }
 
   // ---- ICE restart and credentials ---------------------------------------------------------
@@ -592,11 +608,9 @@ export class App {
     this.gen++;
     this.signaling?.close(sendHangup);
     this.signaling = null;
-    this.call?.close();
-    this.call = null;
+    this.closeCall();
     this.stream?.getTracks().forEach((t) => t.stop());
     this.stream = null;
-    this.view.setRemoteStream(null);
     this.view.setLocalStream(null);
     this.session = null;
     this.localReady = false;
@@ -681,8 +695,9 @@ export class App {
         return this.call?.state === 'connected' ? base + s('call-continues') : base;
       }
       case 'connecting':
-        if (this.call?.state === 'disconnected') return s('interrupted');
-        if (this.call?.state === 'failed') return s('failed');
+        if (!this.call) return s('peer-here');
+        if (this.call.state === 'disconnected') return s('interrupted');
+        if (this.call.state === 'failed') return s('failed');
         return s('connecting');
       default:
         return s(state);

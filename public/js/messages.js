@@ -26,6 +26,7 @@ const STATUS = Object.freeze({
   'tested': 'Your camera and microphone work. Press Start when you are ready.',
   'restarting': 'Server restarting, reconnecting…',
   'call-continues': ' Your call continues meanwhile.',
+  'peer-here': 'The other person is here and getting ready…',
   'interrupted': 'Connection interrupted, trying to recover…',
   'failed': 'Connection failed, trying again…',
   'copied': 'Invite link copied.',

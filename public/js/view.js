@@ -48,6 +48,7 @@ export class View {
     this.mute = /** @type {HTMLButtonElement} */ (byId('mute'));
     this.camera = /** @type {HTMLButtonElement} */ (byId('camera'));
     this.hangup = /** @type {HTMLButtonElement} */ (byId('hangup'));
+    this.stats = byId('stats');
   }
 
   /** @return {'relay'|'auto'} the chosen mode */
@@ -124,6 +125,26 @@ export class View {
     this.camera.disabled = !c.hasVideo;
     this.camera.setAttribute('aria-pressed', String(c.hasVideo && c.cameraOff));
     this.camera.textContent = c.hasVideo && c.cameraOff ? 'Camera on' : 'Camera off';
+  }
+
+  /**
+   * Shows in-call statistics, or hides them.
+   * @param {import('./stats.js').Sample|null} s
+   */
+  setStats(s) {
+    if (!s) {
+      this.stats.hidden = true;
+      this.stats.textContent = '';
+      return;
+    }
+    /** @type {string[]} */
+    const parts = [s.transport];
+    if (s.rttMs !== null) parts.push(`round trip ${Math.round(s.rttMs)} ms`);
+    if (s.jitterMs !== null) parts.push(`jitter ${Math.round(s.jitterMs)} ms`);
+    if (s.lossPercent !== null) parts.push(`loss ${s.lossPercent.toFixed(1)} %`);
+    if (s.mos !== null) parts.push(`quality ${s.mos.toFixed(1)} of 5 (estimate)`);
+    this.stats.textContent = parts.join(' · ');
+    this.stats.hidden = false;
   }
 
   /** @param {MediaStream|null} stream */
