@@ -174,6 +174,8 @@ fn expected_text(expected: &str) -> String {
         "a boolean" => "`true` or `false`",
         "a sequence" => "a list such as `[a, b]`",
         "path string" => "a path",
+        "socket address" => "an `ip:port` socket address such as `127.0.0.1:8787`",
+        "IP address" => "an ip address",
         "a duration" => "a duration such as `5s`, `10m` or `2h`",
         "parsable string" | "an integer or string" => {
             "a size such as `64KiB`, `1 MiB` or a number of bytes"

@@ -122,16 +122,22 @@ impl Config {
     /// Secret-free by construction: the config holds no secret (only `turn.secret_file`, a
     /// path, which is shown), and allowlisted room ids, which admit whoever presents them, are
     /// shown only as a count (`<2 room ids>`) or, with `show_room_prefixes`, as their first 8
-    /// hex characters. Durations and sizes are printed as exact human strings, derived values
-    /// (`nginx.server_name`) are filled in, and the key order is the schema's, so the output is
-    /// deterministic.
+    /// hex characters (an empty list is shown as `[]`). Durations and sizes are printed as
+    /// exact human strings; derived values (`nginx.server_name` and `turn.realm` default to the
+    /// host of `public_origin`) are filled in; keys come in schema order. The output is
+    /// deterministic, and loads back to the same config when the allowlist is empty.
     pub fn effective_yaml(&self, show_room_prefixes: bool) -> String {
         let mut shown = self.clone();
         shown.rooms.allowlist.clear();
         shown.nginx.server_name = self.nginx_server_name().to_owned();
+        if shown.turn.realm.is_empty() {
+            shown.turn.realm = self.public_host().to_owned();
+        }
         let mut value = serde_yaml::to_value(&shown).expect("the config serializes");
         let ids = &self.rooms.allowlist;
-        let allowlist = if show_room_prefixes {
+        let allowlist = if ids.is_empty() {
+            serde_yaml::Value::Sequence(Vec::new())
+        } else if show_room_prefixes {
             serde_yaml::Value::Sequence(
                 ids.iter()
                     .map(|id| {
@@ -159,6 +165,7 @@ impl Config {
             "# alisay effective configuration (mode: {mode}).\n\
              # Every key with its effective value; rooms.allowlist is shown {ids_note}.\n\
              # The TURN secret is never in the config: only the path of its file is.\n\
+             # turn.denied_peer_ips adds to the built-in denied ranges (docs/config.md).\n\
              {body}",
             mode = match self.mode {
                 Mode::Production => "production",

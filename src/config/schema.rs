@@ -28,12 +28,19 @@ pub struct Config {
     pub public_origin: String,
     /// Further origins allowed to open `/ws` and `POST /rooms` (exact `scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
+    /// The `alisay serve` process: listener, proxies, shutdown, connection cap, metrics.
     pub server: ServerConfig,
+    /// Static and generated rooms, and how many may exist.
     pub rooms: RoomsConfig,
+    /// Limits of the signaling WebSocket.
     pub signaling: SignalingConfig,
+    /// TURN credentials and the coturn instance.
     pub turn: TurnConfig,
+    /// The Nginx site in front of `alisay serve`.
     pub nginx: NginxConfig,
+    /// Where things live on the host.
     pub paths: PathsConfig,
+    /// Process logging.
     pub logging: LoggingConfig,
 }
 
@@ -41,8 +48,11 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// A public deployment: every safety rule is enforced.
     #[default]
     Production,
+    /// A trial on this machine: open rooms and the TURN test endpoint may be enabled (on
+    /// loopback only), `http://` origins are fine.
     Development,
 }
 
@@ -78,6 +88,7 @@ pub struct RoomsConfig {
     #[serde(with = "super::units::duration")]
     #[schemars(schema_with = "super::units::duration_schema")]
     pub idle_ttl: Duration,
+    /// Rooms registered by browsers with `POST /rooms`.
     pub generated: GeneratedRoomsConfig,
 }
 
@@ -128,7 +139,9 @@ pub struct SignalingConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
+    /// Tokens added per second (may be fractional, e.g. `0.5`).
     pub per_second: f64,
+    /// Bucket size: how many events may come at once after a quiet spell.
     pub burst: u32,
 }
 
@@ -164,16 +177,19 @@ pub struct TurnConfig {
     pub external_ip: Option<IpAddr>,
     /// coturn `min-port`/`max-port`: the relay port range. Two callers need few ports.
     pub min_port: u16,
+    /// Last port of the relay range (see `min_port`).
     pub max_port: u16,
     /// Certificate and key for TURN over TLS (`cert`/`pkey`).
     pub tls_cert: Option<PathBuf>,
+    /// Private key of `tls_cert` (PEM).
     pub tls_key: Option<PathBuf>,
     /// Ranges denied in addition to the built-in private/loopback/reserved list.
     pub denied_peer_ips: Vec<IpRange>,
     /// Ranges explicitly allowed (coturn `allowed-peer-ip`), e.g. the server's own relay address.
     pub allowed_peer_ips: Vec<IpRange>,
-    /// coturn `user-quota` / `total-quota`: allocations per user and in total.
+    /// coturn `user-quota`: allocations per TURN username.
     pub user_quota: u32,
+    /// coturn `total-quota`: allocations on the whole server.
     pub total_quota: u32,
     /// coturn `max-bps` per session, 0 = unlimited.
     pub max_bps: u64,
@@ -187,10 +203,13 @@ pub struct NginxConfig {
     pub server_name: String,
     /// Address nginx listens on for HTTPS and HTTP (`*` = all).
     pub listen_address: String,
+    /// Port of the HTTPS server block.
     pub https_port: u16,
+    /// Port of the HTTP server block (redirects to HTTPS, serves ACME http-01).
     pub http_port: u16,
     /// TLS certificate chain and key (PEM).
     pub tls_cert: Option<PathBuf>,
+    /// Private key of `tls_cert` (PEM).
     pub tls_key: Option<PathBuf>,
     /// Directory served for ACME http-01 challenges on port 80.
     pub acme_root: Option<PathBuf>,
@@ -202,6 +221,7 @@ pub struct NginxConfig {
     pub hsts_max_age: Duration,
     /// Where nginx writes this site's logs.
     pub access_log: PathBuf,
+    /// Where nginx writes this site's errors.
     pub error_log: PathBuf,
 }
 

@@ -69,6 +69,20 @@ impl Problems {
     }
 }
 
+/// Top-level keys in schema order, to sort problems by section.
+const SECTIONS: [&str; 10] = [
+    "mode",
+    "public_origin",
+    "allowed_origins",
+    "server",
+    "rooms",
+    "signaling",
+    "turn",
+    "nginx",
+    "paths",
+    "logging",
+];
+
 /// Bounds of `signaling.max_message_bytes`.
 const MIN_MESSAGE: ByteSize = ByteSize::kib(1);
 const MAX_MESSAGE: ByteSize = ByteSize::mib(1);
@@ -89,7 +103,7 @@ impl Config {
     /// Checks every semantic rule.
     ///
     /// # Errors
-    /// All broken rules at once, each with its key path, in schema order.
+    /// All broken rules at once, each with its key path, grouped by section in schema order.
     pub fn validate(&self) -> Result<(), Problems> {
         let mut p = Problems::default();
         self.check_origins(&mut p);
@@ -101,7 +115,18 @@ impl Config {
         self.check_paths(&mut p);
         self.check_listeners(&mut p);
         self.check_logging(&mut p);
-        if p.0.is_empty() { Ok(()) } else { Err(p) }
+        if p.0.is_empty() {
+            return Ok(());
+        }
+        // Group by section in schema order; rules keep their order within a section.
+        p.0.sort_by_key(|problem| {
+            let top = problem.path.split(['.', '[']).next().unwrap_or("");
+            SECTIONS
+                .iter()
+                .position(|s| *s == top)
+                .unwrap_or(SECTIONS.len())
+        });
+        Err(p)
     }
 
     fn production(&self) -> bool {
@@ -209,12 +234,18 @@ impl Config {
             let path = format!("rooms.allowlist[{i}]");
             if !crate::signaling::protocol::is_room_id(id) {
                 // Never echo the value: a near-miss room id is still a secret.
+                let what = match id.chars().count() {
+                    64 if id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                        "has uppercase letters".to_owned()
+                    }
+                    64 => "has characters other than 0-9 and a-f".to_owned(),
+                    n => format!("has {n} characters"),
+                };
                 p.push(
                     &path,
                     format!(
                         "must be 64 lowercase hex characters (the sha256 of a room token, as \
-                         `alisay room new` prints it); this entry has {} characters",
-                        id.chars().count()
+                         `alisay room new` prints it); this entry {what}"
                     ),
                 );
             }
@@ -775,7 +806,9 @@ impl Config {
     }
 }
 
-/// Why `origin` is not a bare `scheme://host[:port]` origin, or `None` if it is one.
+/// Why `origin` is not a bare `scheme://host[:port]` origin as browsers send it in `Origin`,
+/// or `None` if it is one. Fixable mistakes (trailing slash, path, user info, uppercase host,
+/// default port) are all named at once, with the origin that was probably meant.
 fn origin_problem(origin: &str) -> Option<String> {
     if origin.is_empty() {
         return Some(
@@ -783,86 +816,77 @@ fn origin_problem(origin: &str) -> Option<String> {
         );
     }
     let bare = "must be a bare origin `scheme://host[:port]`";
+    let shown = origin.escape_debug();
     let Some((scheme, rest)) = origin.split_once("://") else {
-        return Some(format!("{bare}, not `{}`", origin.escape_debug()));
+        return Some(format!("{bare}, not `{shown}`"));
     };
     let default_port = match scheme {
         "https" => 443,
         "http" => 80,
-        _ => {
-            return Some(format!(
-                "{bare} with scheme http or https, not `{}`",
-                origin.escape_debug()
-            ));
-        }
+        _ => return Some(format!("{bare} with scheme http or https, not `{shown}`")),
     };
-    if rest.is_empty() {
-        return Some(format!("{bare}; `{origin}` has no host"));
+    let mut issues: Vec<String> = Vec::new();
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    match tail {
+        "" => {}
+        "/" => issues.push("no trailing slash".to_owned()),
+        _ => issues.push("no path, query or fragment".to_owned()),
     }
-    if let Some(authority) = rest.strip_suffix('/')
-        && !authority.contains(['/', '?', '#'])
-    {
-        return Some(format!(
-            "{bare} without a trailing slash: write `{scheme}://{authority}`"
-        ));
-    }
-    if rest.contains(['/', '?', '#']) {
-        return Some(format!(
-            "{bare} with no path, query or fragment, not `{}`",
-            origin.escape_debug()
-        ));
-    }
-    if rest.contains('@') {
-        return Some(format!(
-            "{bare} with no user info (`user@`), not `{}`",
-            origin.escape_debug()
-        ));
-    }
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host_port)) => {
+            issues.push("no user info (`user@`)".to_owned());
+            host_port
+        }
+        None => authority,
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let Some((addr, after)) = v6.split_once(']') else {
-            return Some(format!("{bare}; `{origin}` has an unclosed `[`"));
+            return Some(format!("{bare}; `{shown}` has an unclosed `[`"));
         };
         if addr.parse::<Ipv6Addr>().is_err() {
-            return Some(format!("{bare}; `[{addr}]` is not an ipv6 address"));
+            return Some(format!(
+                "{bare}; `[{}]` is not an ipv6 address",
+                addr.escape_debug()
+            ));
         }
         let port = match after {
             "" => None,
             p => match p.strip_prefix(':') {
                 Some(p) => Some(p),
-                None => return Some(format!("{bare}; unexpected `{after}` after `]`")),
+                None => {
+                    return Some(format!(
+                        "{bare}; unexpected `{}` after `]`",
+                        p.escape_debug()
+                    ));
+                }
             },
         };
-        (None, port)
+        (format!("[{}]", addr.to_ascii_lowercase()), port)
     } else {
-        match rest.split_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(rest), None),
-        }
-    };
-    if let Some(host) = host {
+        let (host, port) = match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
         if host.is_empty() {
-            return Some(format!("{bare}; `{origin}` has no host"));
+            return Some(format!("{bare}; `{shown}` has no host"));
         }
-        if host.chars().any(|c| c.is_ascii_uppercase()) {
+        if !is_dns_name(&host.to_ascii_lowercase()) {
             return Some(format!(
-                "host must be lowercase, as browsers send it: `{scheme}://{}{}`",
-                host.to_ascii_lowercase(),
-                port.map(|p| format!(":{p}")).unwrap_or_default()
-            ));
-        }
-        if !is_dns_name(host) {
-            return Some(format!(
-                "host `{}` must be a dns name in lowercase ascii (punycode for \
-                 international names) or an ip address",
+                "host `{}` must be a dns name in ascii (punycode for international names) or                  an ip address",
                 host.escape_debug()
             ));
         }
+        (host.to_owned(), port)
+    };
+    if host.chars().any(|c| c.is_ascii_uppercase()) {
+        issues.push("a lowercase host".to_owned());
     }
+    let mut port_text = String::new();
     if let Some(port) = port {
         let number = port
             .parse::<u16>()
             .ok()
-            .filter(|n| *n != 0 && !port.starts_with('0') && port.len() <= 5);
+            .filter(|n| *n != 0 && !port.starts_with('0'));
         match number {
             None => {
                 return Some(format!(
@@ -870,16 +894,20 @@ fn origin_problem(origin: &str) -> Option<String> {
                     port.escape_debug()
                 ));
             }
-            Some(n) if n == default_port => {
-                return Some(format!(
-                    "drop `:{n}`: browsers leave the default port out of the Origin header, \
-                     so `{origin}` would never match"
-                ));
-            }
-            Some(_) => {}
+            Some(n) if n == default_port => issues.push(format!(
+                "no default port `:{n}` (browsers leave it out of the Origin header)"
+            )),
+            Some(n) => port_text = format!(":{n}"),
         }
     }
-    None
+    if issues.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{bare} with {}; write `{scheme}://{}{port_text}`",
+        issues.join(", "),
+        host.to_ascii_lowercase()
+    ))
 }
 
 /// Why `url` is not an ICE server url with one of `schemes`, or `None`.
@@ -1055,16 +1083,27 @@ mod tests {
             ("", "must be set"),
             ("call.example.org", "bare origin"),
             ("ftp://call.example.org", "scheme http or https"),
-            ("https://call.example.org/", "without a trailing slash"),
+            (
+                "https://call.example.org/",
+                "with no trailing slash; write `https://call.example.org`",
+            ),
             ("https://call.example.org/app", "no path"),
             ("https://call.example.org?x=1", "no path, query"),
             ("https://call.example.org#x", "no path, query or fragment"),
             ("https://user@call.example.org", "no user info"),
-            ("https://Call.Example.org", "lowercase"),
-            ("https://call.example.org:443", "drop `:443`"),
-            ("http://call.example.org:80", "drop `:80`"),
+            ("https://Call.Example.org", "lowercase host"),
+            ("https://call.example.org:443", "no default port `:443`"),
+            ("http://call.example.org:80", "no default port `:80`"),
+            (
+                "https://Call.Example.org:443/",
+                "with no trailing slash, a lowercase host, no default port \
+                 `:443` (browsers leave it out of the Origin header); write \
+                 `https://call.example.org`",
+            ),
+            ("https://[::1]:8443/x", "write `https://[::1]:8443`"),
             ("https://call.example.org:0", "between 1 and 65535"),
             ("https://call.example.org:99999", "between 1 and 65535"),
+            ("https://call.example.org:08443", "between 1 and 65535"),
             ("https://[::1", "unclosed"),
             ("https://[nope]:1", "not an ipv6"),
             ("https://ca ll.example.org", "dns name"),
