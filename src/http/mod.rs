@@ -34,15 +34,25 @@ pub enum Outgoing {
 #[derive(Debug)]
 pub struct Switchboard {
     pub hub: Hub,
-    outboxes: HashMap<PeerId, mpsc::Sender<Outgoing>>,
+    outboxes: HashMap<PeerId, Outbox>,
+}
+
+/// A socket's queue of outgoing frames, and the token that tells its task it fell behind.
+#[derive(Debug)]
+struct Outbox {
+    tx: mpsc::Sender<Outgoing>,
+    /// Cancelled when the queue overflows: the task stops even in the middle of a blocked
+    /// write and closes the socket (4012).
+    overflow: CancellationToken,
 }
 
 impl Switchboard {
-    /// Delivers hub outputs. A full outbox means the socket cannot keep up: its sender is
-    /// dropped, so its task sees the channel close and closes the socket with 4012.
+    /// Delivers hub outputs. A full outbox means the socket cannot keep up: its outbox is
+    /// dropped and its overflow token cancelled, so its task closes the socket with 4012 at
+    /// once, even while a write to it is blocked.
     pub fn dispatch(&mut self, outputs: Vec<Output>) {
         for (peer, action) in outputs {
-            let Some(tx) = self.outboxes.get(&peer) else {
+            let Some(Outbox { tx, .. }) = self.outboxes.get(&peer) else {
                 continue;
             };
             let item = match action {
@@ -52,14 +62,16 @@ impl Switchboard {
                 },
                 Action::Close(code) => Outgoing::Close(code),
             };
-            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(item) {
-                self.outboxes.remove(&peer);
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(item)
+                && let Some(outbox) = self.outboxes.remove(&peer)
+            {
+                outbox.overflow.cancel();
             }
         }
     }
 
-    fn register(&mut self, peer: PeerId, tx: mpsc::Sender<Outgoing>) {
-        self.outboxes.insert(peer, tx);
+    fn register(&mut self, peer: PeerId, tx: mpsc::Sender<Outgoing>, overflow: CancellationToken) {
+        self.outboxes.insert(peer, Outbox { tx, overflow });
     }
 
     fn unregister(&mut self, peer: PeerId) {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -20,6 +21,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response as Reply;
@@ -34,6 +36,8 @@ use crate::signaling::rate::TokenBucket;
 const READ_BUFFER: usize = 4 * 1024;
 /// How long one write may block before the socket is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing socket waits for the client's side of the close handshake.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Checks and answers the upgrade: 400 with any query string (room ids never go in URLs),
 /// 403 for a foreign or missing `Origin`, 400 for a malformed upgrade, 503 when
@@ -125,7 +129,8 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
 
     let (tx, mut rx) = mpsc::channel(sig.outbox_messages.max(1));
-    app.switchboard().register(peer, tx);
+    let overflow = CancellationToken::new();
+    app.switchboard().register(peer, tx, overflow.clone());
 
     let heartbeat = sig.heartbeat_interval;
     let join_deadline = sleep(sig.join_timeout);
@@ -144,8 +149,14 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
             }
             out = rx.recv() => match out {
                 Some(Outgoing::Text(text)) => {
-                    if !matches!(timeout(WRITE_TIMEOUT, ws.send(Message::Text(text))).await, Ok(Ok(()))) {
-                        break End::Gone;
+                    tokio::select! {
+                        sent = timeout(WRITE_TIMEOUT, ws.send(Message::Text(text))) => {
+                            if !matches!(sent, Ok(Ok(()))) {
+                                break End::Gone;
+                            }
+                        }
+                        // The client does not read and our outbox overflowed meanwhile.
+                        () = overflow.cancelled() => break End::Close(close::SLOW_CONSUMER),
                     }
                 }
                 Some(Outgoing::Close(code)) => break End::Close(code),
@@ -173,7 +184,12 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
                         let _ = error(&mut ws, ErrorCode::InvalidMessage, "binary frames are not accepted").await;
                         break End::Close(close::INVALID_MESSAGE);
                     }
-                    Some(Ok(Message::Close(_))) => break End::Gone,
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite has queued the echo of the client's close frame
+                        // (RFC 6455 §5.5.1); it goes out on the next flush.
+                        let _ = timeout(CLOSE_LINGER, ws.flush()).await;
+                        break End::Gone;
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                         last_seen = now;
                         continue;
@@ -239,10 +255,24 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
                 code: CloseCode::from(code),
                 reason: close_reason(code).into(),
             };
-            if timeout(WRITE_TIMEOUT, ws.close(Some(frame))).await.is_ok() {
+            // A client that does not read will not take a close frame either: don't wait long.
+            let write_timeout = if code == close::SLOW_CONSUMER {
+                CLOSE_LINGER
+            } else {
+                WRITE_TIMEOUT
+            };
+            if timeout(write_timeout, ws.close(Some(frame))).await.is_ok() {
                 // Let the client answer the close so its `onclose` sees our code; bounded.
-                let _ = timeout(Duration::from_secs(1), async {
+                let _ = timeout(CLOSE_LINGER, async {
                     while let Some(Ok(_)) = ws.next().await {}
+                    // A refused frame ends the stream with its bytes unread, and closing a
+                    // TCP socket with unread input sends a reset, upon which the client's
+                    // kernel may discard our error and close frames before they are read.
+                    // So: FIN, then discard input until the client closes too.
+                    let io = ws.get_mut();
+                    let _ = io.shutdown().await;
+                    let mut scratch = [0u8; 4096];
+                    while matches!(io.read(&mut scratch).await, Ok(n) if n > 0) {}
                 })
                 .await;
             }

@@ -5,7 +5,11 @@
 //! Parsing is strict: unknown types and unknown fields are errors, and relayed values are
 //! re-serialized from these types, so the server never forwards raw client bytes.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::turn::IceServer;
 
@@ -46,7 +50,10 @@ pub enum ClientMsg {
         auth: Option<String>,
     },
     /// A trickled ICE candidate for the peer; `null` ends the candidates.
-    Ice { candidate: Option<IceCandidate> },
+    Ice {
+        #[serde(deserialize_with = "candidate_object")]
+        candidate: Option<IceCandidate>,
+    },
     /// Leave the room.
     Hangup {},
     /// Ask for fresh TURN credentials.
@@ -66,6 +73,31 @@ pub struct IceCandidate {
     pub sdp_m_line_index: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username_fragment: Option<String>,
+}
+
+/// Reads `candidate` as an object or `null` only: serde's derived structs would also take a
+/// JSON array (fields by position), which is not the protocol.
+fn candidate_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IceCandidate>, D::Error> {
+    struct ObjectOrNull;
+    impl<'de> Visitor<'de> for ObjectOrNull {
+        type Value = Option<IceCandidate>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a candidate object or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<S: Deserializer<'de>>(self, d: S) -> Result<Self::Value, S::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            IceCandidate::deserialize(MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_option(ObjectOrNull)
 }
 
 /// A message to a browser.
@@ -230,6 +262,17 @@ fn is_base64url(s: &str) -> bool {
 /// `invalid-message` for anything that is not exactly one known message with well-formed
 /// fields; `message-too-big` for an SDP over `max_sdp_bytes` or a candidate over 1 KiB.
 pub fn parse_client(text: &str, max_sdp_bytes: usize) -> Result<ClientMsg, Rejected> {
+    // Derived internally tagged enums also read `["offer", "v=0"]` (tag, then fields by
+    // position); every message is an object.
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(Rejected::new(
+            ErrorCode::InvalidMessage,
+            "message is not a JSON object",
+        ));
+    }
     let msg: ClientMsg = serde_json::from_str(text).map_err(|e| {
         // serde's message names the field or variant, never echoes a value back.
         let what = match e.classify() {
@@ -389,6 +432,14 @@ mod tests {
             ErrorCode::InvalidMessage
         );
         assert_eq!(code(&"[".repeat(10_000)), ErrorCode::InvalidMessage);
+        // Objects only: serde would otherwise read arrays as fields by position.
+        assert_eq!(code(r#"["ready"]"#), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#" ["offer","v=0"]"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code(r#"{"type":"ice","candidate":["candidate:1","0",0]}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(code(r#"{"type":"ice"}"#), ErrorCode::InvalidMessage);
     }
 
     #[test]
