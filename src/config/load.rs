@@ -17,9 +17,9 @@ use super::validate::{Problem, Problems};
 use super::{Config, LoadError};
 
 /// Prefix of environment overrides (`ALISAY_SIGNALING__JOIN_TIMEOUT=2s`).
-pub const ENV_PREFIX: &str = "ALISAY_";
+const ENV_PREFIX: &str = "ALISAY_";
 /// Separator of nested keys in environment overrides.
-pub const ENV_SPLIT: &str = "__";
+const ENV_SPLIT: &str = "__";
 
 /// Defaults, then `provider`, then the `ALISAY_*` environment.
 pub(super) fn figment(provider: impl Provider) -> Figment {
@@ -262,7 +262,7 @@ fn with_source(message: &str, source: Option<String>) -> String {
 }
 
 /// The `ALISAY_*` variable that sets `key` (`turn.secret_file` → `ALISAY_TURN__SECRET_FILE`).
-pub fn env_name(key: &str) -> String {
+fn env_name(key: &str) -> String {
     let parts: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
     format!("{ENV_PREFIX}{}", parts.join(ENV_SPLIT))
 }

@@ -16,10 +16,8 @@ mod validate;
 
 use std::path::Path;
 
-use figment::Figment;
 use figment::providers::{Format, Yaml};
 
-pub use load::env_name;
 pub use schema::*;
 pub use units::{bytes, duration};
 pub use validate::{Problem, Problems};
@@ -78,12 +76,6 @@ impl Config {
     /// Only if an `ALISAY_*` override breaks it.
     pub fn development_default() -> Result<Config, LoadError> {
         Self::load_str(DEVELOPMENT_DEFAULT)
-    }
-
-    /// The figment this crate loads from `provider`: built-in defaults, then `provider`, then
-    /// the `ALISAY_*` environment. Exposed for tools that want figment's metadata.
-    pub fn figment(provider: impl figment::Provider) -> Figment {
-        load::figment(provider)
     }
 
     /// Every origin allowed to open `/ws` and `POST /rooms`: `public_origin` first, then

@@ -62,11 +62,6 @@ impl Problems {
             message: message.into(),
         });
     }
-
-    /// Whether a problem is reported at exactly `path`.
-    pub fn has(&self, path: &str) -> bool {
-        self.0.iter().any(|p| p.path == path)
-    }
 }
 
 /// Top-level keys in schema order, to sort problems by section.
