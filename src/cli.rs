@@ -1,4 +1,5 @@
-//! The `alisay` command line (clap): `serve`, `check`, `render`, `coturn-config`, `room`.
+//! The `alisay` command line (clap): `serve`, `check`, `render`, `coturn-config`, `room`,
+//! `probe`.
 //! Exit codes follow sysexits: 64 (`EX_USAGE`) for a bad config, 1 for runtime failures.
 
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ enum Command {
         #[command(subcommand)]
         command: RoomCommand,
     },
+    /// Check a deployed site from outside: HTTP surface, WebSocket rules, a join, TURN.
+    Probe(crate::probe::ProbeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +128,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Room { command } => room(command),
+        Command::Probe(args) => crate::probe::main(args),
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`server`]: binds, runs and gracefully shuts down the whole service.
 //! - [`render`]: the Nginx site, coturn config and systemd units.
 //! - [`room`]: room tokens, invite links and room ids.
+//! - [`probe`]: `alisay probe`, the post-deploy check of a running site (with a STUN/TURN client).
 //! - [`cli`]: the `alisay` command line.
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod probe;
 pub mod render;
 pub mod room;
 pub mod server;
