@@ -1,0 +1,384 @@
+// Browser end-to-end tests: two (or three) real Chromium callers, the real `alisay serve` and a
+// real coturn, in a loopback-only network namespace. Run with `bash tests/e2e/run.sh`.
+//
+// Each scenario opens its own browser contexts (separate "people") and asserts on the client's
+// DOM contract (#status[data-state], #error[data-code], buttons) and on WebRTC's own statistics
+// (selected candidate pair, video frames decoded), never on the client's say-so alone.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+
+import { Caller, launchBrowser } from "./lib/browser.js";
+import {
+  assertFramesGrowing,
+  assertRelayed,
+  callStats,
+  copyInviteDisabled,
+  framesDecoded,
+  inviteLink,
+  joinByInvite,
+  parseInvite,
+  snapshot,
+  startAsNewUser,
+  stateOf,
+  waitRemoteVideo,
+  waitState,
+} from "./lib/call.js";
+import { Deployment, OUT_DIR, knownSecrets, newToken, pollUntil, redact, sleep } from "./lib/harness.js";
+
+/** Prints a measured number in one greppable line (no secrets). */
+function metric(name, text) {
+  const line = `METRIC ${name} ${text}`;
+  console.log(line);
+  fs.appendFileSync(path.join(OUT_DIR, "metrics.txt"), `${line}\n`);
+}
+
+const dep = new Deployment({ port: 8787, credentialTtl: "30s" });
+let browser;
+/** Callers opened by the running scenario (closed at its end, diagnosed on failure). */
+let callers = [];
+
+async function open(label) {
+  const c = await Caller.open(browser, label);
+  callers.push(c);
+  return c;
+}
+
+function logMark(text) {
+  fs.appendFileSync(dep.alisayLog, `===== e2e ${new Date().toISOString()} ${text}\n`);
+}
+
+function tail(file, lines = 25) {
+  try {
+    return redact(fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n"));
+  } catch {
+    return `(no ${path.basename(file)})`;
+  }
+}
+
+/**
+ * One scenario: a test whose callers are closed at the end and whose failure message carries
+ * the state of every page and the end of the server's log (the rest is in tests/e2e/out/).
+ */
+function scenario(name, fn, { timeout = 90_000 } = {}) {
+  test(name, { timeout }, async () => {
+    logMark(`scenario begins: ${name}`);
+    try {
+      await fn();
+    } catch (e) {
+      const pages = [];
+      for (const c of callers) {
+        await c.dumpDiagnostics("failure");
+        try {
+          const s = await snapshot(c);
+          pages.push(`  ${c.label}: state=${s.state} error=${s.errorCode} pc=${s.pc}; last signaling: ${s.trace.join(" | ")}`);
+        } catch (e2) {
+          pages.push(`  ${c.label}: unavailable (${e2.message.split("\n")[0]})`);
+        }
+      }
+      e.message = `${e.message}\n-- pages:\n${pages.join("\n")}\n-- end of out/alisay.log:\n${tail(dep.alisayLog)}\n-- logs: tests/e2e/out/`;
+      throw e;
+    } finally {
+      logMark(`scenario ends: ${name}`);
+      for (const c of callers.splice(0)) await c.close().catch(() => {});
+    }
+  });
+}
+
+/** A relay-only (or auto) call set up through the UI: A generates a room, B joins by link. */
+async function establish(tag, { mode = "relay" } = {}) {
+  const A = await open(`${tag}-A`);
+  const B = await open(`${tag}-B`);
+  const link = await startAsNewUser(A, dep.origin, { mode });
+  const startToVideoMs = await joinByInvite(B, A, link, { mode });
+  return { A, B, link, startToVideoMs };
+}
+
+before(async () => {
+  fs.writeFileSync(path.join(OUT_DIR, "metrics.txt"), "");
+  await dep.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const c of callers.splice(0)) await c.close().catch(() => {});
+  if (browser) await browser.close().catch(() => {});
+  await dep.stop();
+});
+
+test("the suite runs in a loopback-only network namespace", () => {
+  assert.equal(process.env.ALISAY_E2E_IN_NETNS, "1", "run the suite with `bash tests/e2e/run.sh`, which creates the namespace");
+  assert.deepEqual(Object.keys(os.networkInterfaces()), ["lo"], "only the loopback interface is up");
+  metric("coturn_config_source", JSON.stringify(dep.coturnConfigSource));
+});
+
+test("coturn runs the production render plus exactly the two loopback test lines", () => {
+  // Never hand the config text to an assertion: it holds the TURN secret.
+  const conf = fs.readFileSync(dep.coturnConfPath, "utf8");
+  const marker = "# ---- tests/e2e overrides";
+  assert.ok(conf.includes(marker), "test overrides are appended after the rendered config");
+  const settings = (text) => text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  const production = settings(conf.slice(0, conf.indexOf(marker)));
+  const overrides = settings(conf.slice(conf.indexOf(marker)));
+  const loopbackAllows = production.filter((l) => /^allow-loopback-peers|^allowed-peer-ip/.test(l));
+  assert.deepEqual(loopbackAllows, [], "the production render allows no loopback or other peers");
+  assert.ok(production.includes("use-auth-secret"), "production render uses TURN REST credentials");
+  assert.ok(production.includes("no-cli"), "production render has no-cli");
+  assert.ok(production.includes("denied-peer-ip=127.0.0.0-127.255.255.255"), "production render denies loopback in a-b form");
+  assert.ok(production.some((l) => l.startsWith("static-auth-secret=")), "coturn-config injected the secret");
+  const peerLines = overrides.filter((l) => /loopback|peer-ip/.test(l));
+  assert.deepEqual(peerLines, ["allow-loopback-peers", "allowed-peer-ip=127.0.0.1"]);
+});
+
+scenario("a. relay-only call via the UI as a new user (relay candidates on both sides, video decoded)", async () => {
+  const { A, B, startToVideoMs } = await establish("a-relay");
+  for (const c of [A, B]) {
+    await waitRemoteVideo(c);
+    const s = await assertRelayed(c);
+    metric(`a_selected_pair_${c.label.slice(-1)}`, `local=${s.localType}/${s.relayProtocol ?? s.localProtocol} remote=${s.remoteType}`);
+  }
+  await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+  assert.equal(await copyInviteDisabled(A), false);
+  metric("a_start_to_video_ms", String(startToVideoMs));
+});
+
+scenario("b. auto mode connects", async () => {
+  const { A, B } = await establish("b-auto", { mode: "auto" });
+  for (const c of [A, B]) {
+    const s = await callStats(c);
+    assert.equal(s.connectionState, "connected", `${c.label}: peer connection state`);
+    assert.ok(s.pairState, `${c.label}: a selected candidate pair`);
+    metric(`b_selected_pair_${c.label.slice(-1)}`, `local=${s.localType} remote=${s.remoteType}`);
+  }
+  await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+});
+
+scenario("c. a third caller gets room-full with a human message; the call is unaffected", async () => {
+  const { A, B, link } = await establish("c-full");
+  const C = await open("c-full-C");
+  await C.page.goto(link);
+  await waitState(C, "ready");
+  await C.page.click("#start");
+  await C.page.waitForSelector('#error[data-code="room-full"]', { state: "visible", timeout: 10_000 });
+  const s = await snapshot(C);
+  assert.equal(s.errorVisible, true, "the room-full message is visible");
+  assert.ok(s.errorText && s.errorText.length >= 10 && !/^room-full$/.test(s.errorText), `a human message, not just the code: ${JSON.stringify(s.errorText)}`);
+  assert.equal(await C.page.evaluate(() => window.__gumCalls), 0, "the refused caller was never asked for camera/microphone");
+  await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+  assert.equal(await stateOf(A), "connected");
+  assert.equal(await stateOf(B), "connected");
+});
+
+scenario("d. hang up: the peer sees peer-left; Start again reconnects", async () => {
+  const { A, B } = await establish("d-hangup");
+  await A.page.click("#hangup");
+  await waitState(B, "peer-left");
+  await waitState(A, ["ended", "ready", "idle"]);
+  const pcA = await A.page.evaluate(() => (window.alisay.pc ? window.alisay.pc.connectionState : null));
+  assert.ok(pcA === null || pcA === "closed", `A's peer connection is gone after hang up (got ${pcA})`);
+  await A.page.click("#start");
+  await waitState(A, "connected", 20_000);
+  await waitState(B, "connected", 20_000);
+  await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+  await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+  await assertRelayed(A);
+  await assertRelayed(B);
+});
+
+scenario("e. same-tab hash change switches rooms: old call stopped, Copy invite disabled until admitted", async () => {
+  const { A, B } = await establish("e-hash");
+  const fresh = newToken();
+  // Watch #copy-invite from now on: record whether it is ever enabled before the new room's
+  // `joined` arrives (the trace records signaling message types as they come).
+  await A.page.evaluate(() => {
+    const mark = window.__sigTrace.length;
+    window.__copyEnabledEarly = false;
+    window.__copyEnabledSeen = false;
+    const check = () => {
+      const b = document.querySelector("#copy-invite");
+      if (b && !b.disabled) {
+        window.__copyEnabledSeen = true;
+        if (!window.__sigTrace.slice(mark).some((l) => / in joined$/.test(l))) window.__copyEnabledEarly = true;
+      }
+    };
+    new MutationObserver(check).observe(document.documentElement, { subtree: true, childList: true, attributes: true, attributeFilter: ["disabled", "aria-disabled"] });
+    window.__copyEnabledEarly = false;
+  });
+  await A.page.evaluate((t) => {
+    location.hash = t;
+  }, fresh);
+  await waitState(B, "peer-left");
+  await pollUntil("A's old peer connection to be closed", () => A.page.evaluate(() => !window.alisay.pc || window.alisay.pc.connectionState === "closed"), { timeoutMs: 10_000 });
+  await waitState(A, ["ready", "idle"]);
+  assert.equal(await copyInviteDisabled(A), true, "Copy invite is disabled after switching rooms, before admission");
+  const linkNow = await inviteLink(A);
+  assert.ok(!linkNow || linkNow.endsWith(`#${fresh}`), "the invite field shows no link of the old room");
+  await A.page.click("#start");
+  await waitState(A, "waiting");
+  await pollUntil("Copy invite to be enabled after admission", async () => !(await copyInviteDisabled(A)), { timeoutMs: 5_000 });
+  assert.equal(await A.page.evaluate(() => window.__copyEnabledEarly), false, "Copy invite was enabled before the new room was admitted");
+  assert.equal(parseInvite(await inviteLink(A), dep.origin), fresh, "the invite link is the new room's");
+  assert.equal(await stateOf(B), "peer-left", "B stays in the old room, alone");
+});
+
+scenario("f. reloading B mid-call: B rejoins the same room and the call recovers", async () => {
+  const { A, B } = await establish("f-reload");
+  await B.page.reload();
+  const stateAfterReload = await waitState(B, ["ready", "joining", "preflight", "media", "waiting", "connecting", "connected"]);
+  let pressedStart = false;
+  if (stateAfterReload === "ready") {
+    pressedStart = true;
+    await B.page.click("#start");
+  }
+  metric("f_reload_needs_start", String(pressedStart));
+  await waitState(B, "connected", 20_000);
+  await waitState(A, "connected", 20_000);
+  await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+  await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+  await assertRelayed(A);
+  await assertRelayed(B);
+});
+
+scenario(
+  "g. restarting alisay serve mid-call: media never stops, signaling reconnects",
+  async () => {
+    const { A, B } = await establish("g-restart");
+    for (const c of [A, B]) await c.page.evaluate(() => Object.defineProperty(window, "__pcMark", { value: window.alisay.pc, configurable: true }));
+    const samples = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const t = Date.now();
+        const [a, b] = await Promise.all([framesDecoded(A), framesDecoded(B)]);
+        samples.push({ t, a, b });
+        await sleep(Math.max(0, 250 - (Date.now() - t)));
+      }
+    })();
+    try {
+      await sleep(1500);
+      const marks = await Promise.all([A, B].map((c) => c.page.evaluate(() => window.__sigTrace.length)));
+      const exit = await dep.stopServer();
+      await sleep(1000); // the server is down for a while; media must not care
+      const tUp0 = Date.now();
+      await dep.startServer();
+      // Signaling reconnects: a fresh `joined` on both pages after the restart, then connected.
+      await pollUntil(
+        "both pages to rejoin after the restart",
+        async () => {
+          const ok = await Promise.all([A, B].map((c, i) => c.page.evaluate((m) => window.__sigTrace.slice(m).some((l) => / in joined$/.test(l)), marks[i])));
+          return ok.every(Boolean);
+        },
+        { timeoutMs: 20_000, everyMs: 100 },
+      );
+      metric("g_rejoin_after_restart_ms", String(Date.now() - tUp0));
+      await waitState(A, "connected", 10_000);
+      await waitState(B, "connected", 10_000);
+      await sleep(2500);
+      sampling = false;
+      await sampler;
+
+      // 1. Media never stopped: frames decoded rose all along, on the same peer connection.
+      for (const side of ["a", "b"]) {
+        let last = samples[0][side];
+        let lastRise = samples[0].t;
+        let maxGap = 0;
+        for (const s of samples.slice(1)) {
+          assert.ok(s[side] >= last, `${side.toUpperCase()}: framesDecoded went down (${last} -> ${s[side]}): the peer connection was replaced`);
+          if (s[side] > last) {
+            maxGap = Math.max(maxGap, s.t - lastRise);
+            lastRise = s.t;
+            last = s[side];
+          }
+        }
+        maxGap = Math.max(maxGap, samples.at(-1).t - lastRise);
+        metric(`g_max_frame_stall_ms_${side.toUpperCase()}`, `${maxGap} samples=${samples.length}`);
+        assert.ok(maxGap <= 1250, `${side.toUpperCase()}: no new video frame for ${maxGap} ms across the server restart`);
+      }
+      for (const c of [A, B]) {
+        assert.equal(await c.page.evaluate(() => window.alisay.pc === window.__pcMark), true, `${c.label}: the RTCPeerConnection was torn down by the restart`);
+      }
+      // 2. The restarted server holds both callers: a third one is refused as room-full.
+      const C = await open("g-restart-C");
+      await C.page.goto(await inviteLink(A));
+      await waitState(C, "ready");
+      await C.page.click("#start");
+      await C.page.waitForSelector('#error[data-code="room-full"]', { state: "visible", timeout: 10_000 });
+      // 3. The shutdown was graceful: `bye {reason: restart}` to both, exit status 0.
+      for (const [i, c] of [A, B].entries()) {
+        const sawBye = await c.page.evaluate((m) => window.__sigTrace.slice(m).some((l) => / in bye restart$/.test(l)), marks[i]);
+        assert.ok(sawBye, `${c.label}: no bye {reason: restart} before the shutdown`);
+      }
+      assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null }, "alisay serve exits 0 on SIGTERM");
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+  },
+  { timeout: 120_000 },
+);
+
+scenario(
+  "h. TURN credentials are refreshed before they expire and the call outlives the first expiry",
+  async () => {
+    const { A, B } = await establish("h-refresh");
+    const user = (c) => c.page.evaluate(() => window.alisay.pc.getConfiguration().iceServers?.[0]?.username ?? null);
+    const u0 = { A: await user(A), B: await user(B) };
+    for (const k of ["A", "B"]) assert.match(String(u0[k]), /^\d+:/, `${k}: TURN REST username is <unix expiry>:<label>`);
+    const expiry = Math.max(...Object.values(u0).map((u) => Number(u.split(":")[0])));
+    assert.ok(expiry - Date.now() / 1000 <= 31, "credential_ttl is 30 s");
+    const deadline = expiry * 1000 + 6_000;
+    assert.ok(deadline - Date.now() < 45_000, "bounded wait");
+    while (Date.now() < deadline) {
+      await sleep(Math.min(3000, Math.max(0, deadline - Date.now())));
+      for (const c of [A, B]) assert.equal(await stateOf(c), "connected", `${c.label} stays connected`);
+    }
+    for (const c of [A, B]) {
+      const k = c.label.slice(-1);
+      const u1 = await user(c);
+      assert.notEqual(u1, u0[k], `${c.label}: the peer connection still uses the first (now expired) TURN username`);
+      assert.ok(Number(u1.split(":")[0]) > Number(u0[k].split(":")[0]), `${c.label}: the new username expires later`);
+      const trace = await c.page.evaluate(() => window.__sigTrace);
+      assert.ok(trace.some((l) => / out refresh-ice$/.test(l)), `${c.label}: sent refresh-ice`);
+      assert.ok(trace.some((l) => / in ice-servers$/.test(l)), `${c.label}: received ice-servers`);
+    }
+    await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+    await assertRelayed(A);
+    await assertRelayed(B);
+  },
+  { timeout: 90_000 },
+);
+
+scenario(
+  "start-to-video time in relay-only mode (5 fresh rooms)",
+  async () => {
+    const runs = [];
+    for (let i = 0; i < 5; i++) {
+      const { A, B, startToVideoMs } = await establish(`m-run${i}`);
+      runs.push(startToVideoMs);
+      await assertRelayed(B);
+      for (const c of [A, B]) {
+        callers.splice(callers.indexOf(c), 1);
+        await c.close();
+      }
+    }
+    const sorted = [...runs].sort((x, y) => x - y);
+    metric("start_to_video_ms", `median=${sorted[2]} runs=[${runs.join(",")}]`);
+    assert.ok(sorted[2] < 10_000, "median start-to-video under 10 s");
+  },
+  { timeout: 150_000 },
+);
+
+test("server and coturn logs never contain room tokens, room ids or the TURN secret", async () => {
+  await dep.stopServer();
+  const secrets = knownSecrets();
+  assert.ok(secrets.length >= 10, `the suite saw tokens and room ids to look for (${secrets.length})`);
+  for (const f of ["alisay.log", "coturn.log", "coturn.stdout.log"]) {
+    const text = fs.readFileSync(path.join(OUT_DIR, f), "utf8");
+    assert.ok(text.length > 0, `${f} is not empty`);
+    const leaked = secrets.filter((s) => text.includes(s)).length;
+    assert.equal(leaked, 0, `${f} contains ${leaked} secret value(s)`);
+  }
+});

@@ -1,0 +1,193 @@
+// Launching Debian's Chromium through playwright-core with the flags TESTING.md lists, and
+// opening call pages whose console output goes to files under tests/e2e/out/ (redacted).
+
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+import { OUT_DIR, redact } from "./harness.js";
+
+/** Debian's Chromium; never a downloaded browser. */
+export const CHROMIUM = process.env.ALISAY_E2E_CHROMIUM || "/usr/bin/chromium";
+
+/** Flags that make WebRTC work on loopback and keep Chromium from reaching out on its own. */
+const FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream",
+  "--allow-loopback-in-peer-connection",
+  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+];
+
+/** The feature TESTING.md says to disable on top of Playwright's own list. */
+const EXTRA_DISABLED_FEATURE = "WebRtcHideLocalIpsWithMdns";
+
+/**
+ * Playwright passes one `--disable-features=...` switch of its own and Chromium honours only
+ * one such switch, so ours must be the merge of both. Playwright does not export its list; read
+ * it from the command line of a browser it launched (our child process, found in /proc).
+ */
+async function playwrightDisableFeaturesArg() {
+  const probe = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    timeout: 30_000,
+  });
+  try {
+    for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      let stat;
+      let argv;
+      try {
+        stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+        argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      } catch {
+        continue; // gone, or not ours to read
+      }
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== process.pid || !argv.includes("--remote-debugging-pipe")) continue;
+      const arg = argv.find((a) => a.startsWith("--disable-features="));
+      if (arg) return arg;
+    }
+  } finally {
+    await probe.close();
+  }
+  throw new Error("could not find Playwright's --disable-features switch on the launched Chromium");
+}
+
+/**
+ * Launches headless Chromium with the test flags.
+ * @returns {Promise<import("playwright-core").Browser>}
+ */
+export async function launchBrowser() {
+  const defaultArg = await playwrightDisableFeaturesArg();
+  const merged = `${defaultArg},${EXTRA_DISABLED_FEATURE}`;
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreDefaultArgs: [defaultArg],
+    args: [...FLAGS, merged],
+    timeout: 30_000,
+  });
+}
+
+/**
+ * Records the TYPES of signaling messages (never their contents) so a failing test can show
+ * what happened on the wire. Injected with addInitScript, so the page's CSP does not apply.
+ */
+function signalingTrace() {
+  const trace = [];
+  Object.defineProperty(window, "__sigTrace", { value: trace });
+  const t = () => Math.round(performance.now());
+  const Orig = window.WebSocket;
+  const origSend = Orig.prototype.send;
+  Orig.prototype.send = function send(data) {
+    try {
+      trace.push(`${t()} out ${JSON.parse(data).type}`);
+    } catch {
+      trace.push(`${t()} out <non-json>`);
+    }
+    return origSend.call(this, data);
+  };
+  class TracedWebSocket extends Orig {
+    constructor(...args) {
+      super(...args);
+      trace.push(`${t()} ws-open-called`);
+      this.addEventListener("open", () => trace.push(`${t()} ws-open`));
+      this.addEventListener("message", (e) => {
+        try {
+          const m = JSON.parse(e.data);
+          const extra = m.type === "error" ? ` ${m.code}` : m.type === "bye" ? ` ${m.reason}` : m.type === "start" ? ` polite=${m.polite}` : "";
+          trace.push(`${t()} in ${m.type}${extra}`);
+        } catch {
+          trace.push(`${t()} in <non-json>`);
+        }
+      });
+      this.addEventListener("close", (e) => trace.push(`${t()} ws-close ${e.code}`));
+    }
+  }
+  window.WebSocket = TracedWebSocket;
+  // Counts camera/microphone requests (SPEC §7.6: only after admission, never on page load).
+  let gum = 0;
+  Object.defineProperty(window, "__gumCalls", { get: () => gum });
+  const md = navigator.mediaDevices;
+  if (md && md.getUserMedia) {
+    const orig = md.getUserMedia.bind(md);
+    md.getUserMedia = (...a) => {
+      gum += 1;
+      trace.push(`${t()} getUserMedia`);
+      return orig(...a);
+    };
+  }
+}
+
+/**
+ * A caller: one browser context (a separate "person") with one page. Console, page errors and
+ * the signaling trace go to `out/<label>.console.log` with secrets redacted.
+ */
+export class Caller {
+  /**
+   * @param {import("playwright-core").Browser} browser
+   * @param {string} label file-name-safe label, e.g. `a-relay-A`
+   */
+  static async open(browser, label) {
+    const context = await browser.newContext({ viewport: { width: 800, height: 700 } });
+    context.setDefaultTimeout(15_000);
+    const page = await context.newPage();
+    const c = new Caller(context, page, label);
+    await page.addInitScript(signalingTrace);
+    return c;
+  }
+
+  constructor(context, page, label) {
+    this.context = context;
+    this.page = page;
+    this.label = label;
+    this.logPath = path.join(OUT_DIR, `${label}.console.log`);
+    this.log = fs.createWriteStream(this.logPath, { flags: "a" });
+    const t0 = Date.now();
+    const write = (line) => this.log.write(`${((Date.now() - t0) / 1000).toFixed(3)} ${redact(line)}\n`);
+    this.write = write;
+    page.on("console", (m) => write(`[${m.type()}] ${m.text()}`));
+    page.on("pageerror", (e) => write(`[pageerror] ${e.stack || e}`));
+    page.on("requestfailed", (r) => write(`[requestfailed] ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+    page.on("response", (r) => {
+      if (r.status() >= 400) write(`[http ${r.status()}] ${r.request().method()} ${new URL(r.url()).pathname}`);
+    });
+    page.on("framenavigated", (f) => {
+      if (f === page.mainFrame()) write(`[navigated]`);
+    });
+  }
+
+  /** Dumps the signaling trace and the visible state into the console log file. */
+  async dumpDiagnostics(note = "") {
+    try {
+      const d = await this.page.evaluate(() => ({
+        trace: window.__sigTrace || [],
+        state: document.querySelector("#status")?.dataset.state,
+        status: document.querySelector("#status")?.textContent,
+        error: document.querySelector("#error")?.dataset.code,
+        errorText: document.querySelector("#error")?.textContent,
+        pc: window.alisay?.pc ? `${window.alisay.pc.connectionState}/${window.alisay.pc.iceConnectionState}/${window.alisay.pc.signalingState}` : null,
+      }));
+      this.write(`[diag ${note}] state=${d.state} status=${JSON.stringify(d.status)} error=${d.error} ${JSON.stringify(d.errorText)} pc=${d.pc}`);
+      this.write(`[diag ${note}] signaling trace:\n  ${d.trace.join("\n  ")}`);
+    } catch (e) {
+      this.write(`[diag ${note}] unavailable: ${e.message}`);
+    }
+  }
+
+  async close() {
+    try {
+      await this.context.close();
+    } finally {
+      await new Promise((r) => this.log.end(r));
+    }
+  }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Browser end-to-end suite: real `alisay serve`, real coturn and Debian's Chromium, all inside a
+# fresh network namespace where only loopback is up (nothing can leave the machine).
+#
+# Usage (from anywhere, as root):  bash tests/e2e/run.sh [extra `node --test` arguments]
+# Needs: `cargo build --release` done (or ALISAY_BIN=/path/to/alisay), and the Debian packages
+# chromium and coturn. Runs `npm ci` here if node_modules is missing. Logs: tests/e2e/out/.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+export ALISAY_BIN="${ALISAY_BIN:-$root/target/release/alisay}"
+
+if [ "${ALISAY_E2E_IN_NETNS:-}" != 1 ]; then
+  fail() { echo "tests/e2e/run.sh: $*" >&2; exit 1; }
+  [ "$(id -u)" = 0 ] || fail "must run as root (it creates a network namespace with unshare -n)"
+  [ -x "$ALISAY_BIN" ] || fail "no alisay binary at $ALISAY_BIN (run cargo build --release or set ALISAY_BIN)"
+  [ -x /usr/bin/chromium ] || fail "no /usr/bin/chromium (apt-get install chromium)"
+  command -v turnserver >/dev/null || fail "no turnserver (apt-get install coturn)"
+  if [ ! -d "$here/node_modules/playwright-core" ]; then
+    npm ci --prefix "$here" --no-audit --no-fund
+  fi
+  rm -rf "$here/out"
+  mkdir -p "$here/out"
+  started=$(date +%s%N)
+  set +e
+  ALISAY_E2E_IN_NETNS=1 timeout --kill-after=10 600 \
+    unshare --net -- sh -c 'ip link set lo up && exec bash "$0" "$@"' "$here/run.sh" "$@"
+  rc=$?
+  set -e
+  ended=$(date +%s%N)
+  wall_ms=$(( (ended - started) / 1000000 ))
+  echo "METRIC e2e_suite_wall_s $((wall_ms / 1000)).$(printf '%03d' $((wall_ms % 1000)))" | tee -a "$here/out/metrics.txt"
+  [ "$rc" = 0 ] || echo "tests/e2e: FAILED (exit $rc); logs and page consoles in $here/out/" >&2
+  exit "$rc"
+fi
+
+# Inside the namespace.
+cd "$here"
+exec node --test --test-concurrency=1 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination=out/results.tap \
+  "$@" call.test.js
