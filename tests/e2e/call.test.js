@@ -14,6 +14,7 @@ import { after, before, test } from "node:test";
 import { Caller, launchBrowser } from "./lib/browser.js";
 import {
   assertFramesGrowing,
+  assertNoTokenOnTheWire,
   assertRelayed,
   callStats,
   copyInviteDisabled,
@@ -47,8 +48,8 @@ async function open(label) {
   return c;
 }
 
-function logMark(text) {
-  fs.appendFileSync(dep.alisayLog, `===== e2e ${new Date().toISOString()} ${text}\n`);
+function logMark(text, d = dep) {
+  fs.appendFileSync(d.alisayLog, `===== e2e ${new Date().toISOString()} ${text}\n`);
 }
 
 function tail(file, lines = 25) {
@@ -59,15 +60,36 @@ function tail(file, lines = 25) {
   }
 }
 
+/** Per scenario: join frames the wire check inspected, and what it found. */
+let wire = { framesWithRoomId: 0, errors: [] };
+
+/** Ends a caller: its trace goes to its console log, its traffic through the wire check. */
+async function retire(c) {
+  const i = callers.indexOf(c);
+  if (i >= 0) callers.splice(i, 1);
+  await c.dumpDiagnostics("end");
+  try {
+    wire.framesWithRoomId += assertNoTokenOnTheWire(c);
+  } catch (e) {
+    wire.errors.push(e);
+  }
+  await c.close().catch(() => {});
+}
+
 /**
  * One scenario: a test whose callers are closed at the end and whose failure message carries
  * the state of every page and the end of the server's log (the rest is in tests/e2e/out/).
+ * Every scenario also checks that no page ever sent a room token (SPEC §2).
  */
-function scenario(name, fn, { timeout = 90_000 } = {}) {
+function scenario(name, fn, { timeout = 90_000, server = () => dep } = {}) {
   test(name, { timeout }, async () => {
-    logMark(`scenario begins: ${name}`);
+    logMark(`scenario begins: ${name}`, server());
+    wire = { framesWithRoomId: 0, errors: [] };
     try {
       await fn();
+      for (const c of [...callers]) await retire(c);
+      if (wire.errors.length) throw wire.errors[0];
+      assert.ok(wire.framesWithRoomId > 0, "the wire check saw the join frames");
     } catch (e) {
       const pages = [];
       for (const c of callers) {
@@ -79,11 +101,12 @@ function scenario(name, fn, { timeout = 90_000 } = {}) {
           pages.push(`  ${c.label}: unavailable (${e2.message.split("\n")[0]})`);
         }
       }
-      e.message = `${e.message}\n-- pages:\n${pages.join("\n")}\n-- end of out/alisay.log:\n${tail(dep.alisayLog)}\n-- logs: tests/e2e/out/`;
+      const log = server().alisayLog;
+      e.message = `${e.message}\n-- pages:\n${pages.join("\n")}\n-- end of out/${path.basename(log)}:\n${tail(log)}\n-- logs: tests/e2e/out/`;
       throw e;
     } finally {
-      logMark(`scenario ends: ${name}`);
-      for (const c of callers.splice(0)) await c.close().catch(() => {});
+      logMark(`scenario ends: ${name}`, server());
+      for (const c of [...callers]) await retire(c);
     }
   });
 }
@@ -219,6 +242,7 @@ scenario("e. same-tab hash change switches rooms: old call stopped, Copy invite 
   await A.page.click("#start");
   await waitState(A, "waiting");
   await pollUntil("Copy invite to be enabled after admission", async () => !(await copyInviteDisabled(A)), { timeoutMs: 5_000 });
+  assert.equal(await A.page.evaluate(() => window.__copyEnabledSeen), true, "the observer saw Copy invite become enabled");
   assert.equal(await A.page.evaluate(() => window.__copyEnabledEarly), false, "Copy invite was enabled before the new room was admitted");
   assert.equal(parseInvite(await inviteLink(A), dep.origin), fresh, "the invite link is the new room's");
   assert.equal(await stateOf(B), "peer-left", "B stays in the old room, alone");
@@ -343,12 +367,100 @@ scenario(
       const trace = await c.page.evaluate(() => window.__sigTrace);
       assert.ok(trace.some((l) => / out refresh-ice$/.test(l)), `${c.label}: sent refresh-ice`);
       assert.ok(trace.some((l) => / in ice-servers$/.test(l)), `${c.label}: received ice-servers`);
+      // Refreshed BEFORE the first credentials expired (trace times are performance.now()).
+      const firstFresh = await c.page.evaluate(() => {
+        const l = window.__sigTrace.find((x) => / in ice-servers$/.test(x));
+        return l ? performance.timeOrigin + Number(l.split(" ")[0]) : null;
+      });
+      const firstExpiry = Number(u0[k].split(":")[0]) * 1000;
+      metric(`h_refresh_before_expiry_s_${k}`, ((firstExpiry - firstFresh) / 1000).toFixed(1));
+      assert.ok(firstFresh < firstExpiry, `${c.label}: fresh credentials arrived ${((firstFresh - firstExpiry) / 1000).toFixed(1)} s after the first ones expired`);
     }
     await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
     await assertRelayed(A);
     await assertRelayed(B);
   },
   { timeout: 90_000 },
+);
+
+scenario("i. glare: both callers restart ICE at the same moment; perfect negotiation settles it", async () => {
+  const { A, B } = await establish("i-glare");
+  const ufrag = (c) => c.page.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.alisay.pc.localDescription?.sdp ?? "")?.[1] ?? null);
+  let glareRounds = 0;
+  let round = 0;
+  // Offers cross on the wire only if both leave within a few milliseconds; repeat until a
+  // round where both callers sent an offer (a real collision) has been seen and settled.
+  while (glareRounds === 0 && round < 5) {
+    round += 1;
+    const before = [await ufrag(A), await ufrag(B)];
+    const marks = await Promise.all([A, B].map((c) => c.page.evaluate(() => window.__sigTrace.length)));
+    await Promise.all([A, B].map((c) => c.page.evaluate(() => window.alisay.pc.restartIce())));
+    await pollUntil(
+      `round ${round}: both sides stable and connected with new ICE credentials`,
+      async () => {
+        for (const [i, c] of [A, B].entries()) {
+          const ok = await c.page.evaluate(() => window.alisay.pc.signalingState === "stable" && window.alisay.pc.connectionState === "connected");
+          if (!ok || (await ufrag(c)) === before[i]) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 15_000, everyMs: 100 },
+    );
+    const offered = await Promise.all([A, B].map((c, i) => c.page.evaluate((m) => window.__sigTrace.slice(m).some((l) => / out offer$/.test(l)), marks[i])));
+    if (offered.every(Boolean)) glareRounds += 1;
+  }
+  metric("i_glare", `rounds=${round} collisions=${glareRounds}`);
+  assert.ok(glareRounds > 0, `no offer collision happened in ${round} rounds of simultaneous ICE restarts`);
+  for (const c of [A, B]) assert.equal(await stateOf(c), "connected");
+  await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+  await assertRelayed(A);
+  await assertRelayed(B);
+});
+
+const noTurn = new Deployment({ name: "noturn", port: 8788, turn: false });
+
+scenario(
+  "j. without TURN, Relay-only does not start and offers Auto; Auto connects",
+  async () => {
+    await noTurn.start();
+    try {
+      const A = await open("j-noturn-A");
+      const B = await open("j-noturn-B");
+      await A.page.goto(`${noTurn.origin}/`);
+      await waitState(A, "idle");
+      await A.page.click("#generate");
+      await A.page.waitForFunction(() => /#[A-Za-z0-9_-]{43}$/.test(document.querySelector("#invite-link")?.value || ""), null, { timeout: 10_000 });
+      const link = await inviteLink(A);
+      parseInvite(link, noTurn.origin);
+      for (const c of [A, B]) {
+        if (c === B) {
+          await B.page.goto(link);
+          await waitState(B, "ready");
+        }
+        assert.equal(await c.page.isChecked('input[name="mode"][value="relay"]'), true, "Relay-only is the default");
+        assert.equal(await c.page.isVisible("#use-auto"), false, "Use Auto is hidden before the server said there is no TURN");
+        await c.page.click("#start");
+        await c.page.waitForSelector("#use-auto", { state: "visible", timeout: 10_000 });
+        const s = await snapshot(c);
+        assert.ok(s.errorVisible && s.errorText, `${c.label}: a visible explanation next to Use Auto (${s.errorCode})`);
+        assert.equal(await c.page.evaluate(() => window.__gumCalls), 0, `${c.label}: no camera/microphone request while Relay-only cannot work`);
+        await c.page.click("#use-auto");
+        await waitState(c, c === A ? "waiting" : "connected", 15_000);
+      }
+      await waitState(A, "connected", 15_000);
+      await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+      await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+      for (const c of [A, B]) {
+        const st = await callStats(c);
+        assert.notEqual(st.localType, "relay", "no TURN server, so no relay candidate");
+        assert.equal(await c.page.isChecked('input[name="mode"][value="auto"]'), true, `${c.label}: the mode shows Auto`);
+      }
+    } finally {
+      for (const c of [...callers]) await retire(c);
+      await noTurn.stop();
+    }
+  },
+  { server: () => noTurn },
 );
 
 scenario(
@@ -359,10 +471,7 @@ scenario(
       const { A, B, startToVideoMs } = await establish(`m-run${i}`);
       runs.push(startToVideoMs);
       await assertRelayed(B);
-      for (const c of [A, B]) {
-        callers.splice(callers.indexOf(c), 1);
-        await c.close();
-      }
+      for (const c of [A, B]) await retire(c);
     }
     const sorted = [...runs].sort((x, y) => x - y);
     metric("start_to_video_ms", `median=${sorted[2]} runs=[${runs.join(",")}]`);
@@ -375,7 +484,7 @@ test("server and coturn logs never contain room tokens, room ids or the TURN sec
   await dep.stopServer();
   const secrets = knownSecrets();
   assert.ok(secrets.length >= 10, `the suite saw tokens and room ids to look for (${secrets.length})`);
-  for (const f of ["alisay.log", "coturn.log", "coturn.stdout.log"]) {
+  for (const f of ["alisay.log", "alisay-noturn.log", "coturn.log", "coturn.stdout.log"]) {
     const text = fs.readFileSync(path.join(OUT_DIR, f), "utf8");
     assert.ok(text.length > 0, `${f} is not empty`);
     const leaked = secrets.filter((s) => text.includes(s)).length;

@@ -113,6 +113,19 @@ function signalingTrace() {
     }
   }
   window.WebSocket = TracedWebSocket;
+  // State changes of #status, on the same timeline.
+  let lastState = null;
+  const watchState = () => {
+    const st = document.querySelector("#status")?.dataset.state ?? null;
+    if (st !== lastState) {
+      lastState = st;
+      trace.push(`${t()} state ${st}`);
+    }
+  };
+  document.addEventListener("DOMContentLoaded", () => {
+    watchState();
+    new MutationObserver(watchState).observe(document.documentElement, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-state"] });
+  });
   // Counts camera/microphone requests (SPEC §7.6: only after admission, never on page load).
   let gum = 0;
   Object.defineProperty(window, "__gumCalls", { get: () => gum });
@@ -157,6 +170,18 @@ export class Caller {
     page.on("console", (m) => write(`[${m.type()}] ${m.text()}`));
     page.on("pageerror", (e) => write(`[pageerror] ${e.stack || e}`));
     page.on("requestfailed", (r) => write(`[requestfailed] ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+    // What the page sends (URLs without the never-sent #fragment, bodies, WebSocket frames),
+    // for the "the token never leaves the browser" check.
+    this.wire = [];
+    page.on("request", (r) => {
+      this.wire.push(["url", r.url().split("#")[0]]);
+      const body = r.postData();
+      if (body) this.wire.push(["body", body]);
+    });
+    page.on("websocket", (ws) => {
+      this.wire.push(["url", ws.url().split("#")[0]]);
+      ws.on("framesent", (f) => this.wire.push(["frame", String(f.payload)]));
+    });
     page.on("response", (r) => {
       if (r.status() >= 400) write(`[http ${r.status()}] ${r.request().method()} ${new URL(r.url()).pathname}`);
     });
@@ -177,7 +202,7 @@ export class Caller {
         pc: window.alisay?.pc ? `${window.alisay.pc.connectionState}/${window.alisay.pc.iceConnectionState}/${window.alisay.pc.signalingState}` : null,
       }));
       this.write(`[diag ${note}] state=${d.state} status=${JSON.stringify(d.status)} error=${d.error} ${JSON.stringify(d.errorText)} pc=${d.pc}`);
-      this.write(`[diag ${note}] signaling trace:\n  ${d.trace.join("\n  ")}`);
+      this.write(`[diag ${note}] signaling and state trace (heartbeats omitted):\n  ${d.trace.filter((l) => !/heartbeat/.test(l)).join("\n  ")}`);
     } catch (e) {
       this.write(`[diag ${note}] unavailable: ${e.message}`);
     }

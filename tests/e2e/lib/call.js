@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 
-import { rememberSecret, roomIdOf, sleep } from "./harness.js";
+import { knownRooms, rememberToken, sleep } from "./harness.js";
 
 /** Every `#status[data-state]` value the client may show. */
 export const STATES = ["idle", "ready", "joining", "preflight", "media", "waiting", "connecting", "connected", "reconnecting", "peer-left", "ended", "error"];
@@ -25,7 +25,7 @@ export async function snapshot(c) {
       errorText: err?.textContent?.trim() || null,
       errorVisible: !!err && err.checkVisibility?.() === true,
       pc: pc ? `${pc.connectionState}/${pc.iceConnectionState}/${pc.signalingState}` : null,
-      trace: (window.__sigTrace || []).slice(-12),
+      trace: (window.__sigTrace || []).filter((l) => !/heartbeat/.test(l)).slice(-14),
     };
   });
 }
@@ -70,8 +70,7 @@ export function parseInvite(link, origin) {
   assert.ok(m, `${"invite link"} has no #fragment`);
   assert.equal(m[1].replace(/\/$/, ""), origin, "invite link points at public_origin");
   assert.match(m[2], TOKEN_RE, "invite token is 43 base64url characters (32 random bytes)");
-  rememberSecret(m[2]);
-  rememberSecret(roomIdOf(m[2]));
+  rememberToken(m[2]);
   return m[2];
 }
 
@@ -100,6 +99,12 @@ export async function callStats(c) {
     }
     const local = pair ? byId.get(pair.localCandidateId) : null;
     const remote = pair ? byId.get(pair.remoteCandidateId) : null;
+    const localTypes = new Set();
+    const remoteTypes = new Set();
+    for (const s of byId.values()) {
+      if (s.type === "local-candidate") localTypes.add(s.candidateType);
+      if (s.type === "remote-candidate") remoteTypes.add(s.candidateType);
+    }
     let framesDecoded = 0;
     let audioPackets = 0;
     for (const s of byId.values()) {
@@ -116,6 +121,8 @@ export async function callStats(c) {
       relayProtocol: local?.relayProtocol ?? null,
       framesDecoded,
       audioPackets,
+      allLocalTypes: [...localTypes].sort(),
+      allRemoteTypes: [...remoteTypes].sort(),
     };
   });
 }
@@ -152,6 +159,9 @@ export async function assertRelayed(c) {
   assert.ok(s.pairState, `${c.label}: a selected candidate pair`);
   assert.equal(s.localType, "relay", `${c.label}: local candidate of the selected pair must be relay (got ${s.localType})`);
   assert.equal(s.remoteType, "relay", `${c.label}: remote candidate of the selected pair must be relay (got ${s.remoteType})`);
+  // Relay-only hides both addresses: no host or server-reflexive candidate on either side.
+  assert.deepEqual(s.allLocalTypes, ["relay"], `${c.label}: every local candidate is a relay`);
+  assert.deepEqual(s.allRemoteTypes, ["relay"], `${c.label}: every candidate received from the peer is a relay`);
   return s;
 }
 
@@ -216,4 +226,21 @@ export async function joinByInvite(B, A, link, { mode = "relay", timeoutMs = 20_
   await waitState(A, "connected", timeoutMs);
   await waitRemoteVideo(A, timeoutMs);
   return Math.round(ms);
+}
+
+/**
+ * SPEC §2: the room token never leaves the browser (no URL, body or WebSocket frame carries it;
+ * the `#fragment` is never sent) and a room id never appears in a URL. Checks everything this
+ * caller's page sent. Returns how many frames carried a room id (a `join`), so callers can
+ * check that the inspection saw real traffic. Never prints the values themselves.
+ */
+export function assertNoTokenOnTheWire(c) {
+  const { tokens, roomIds } = knownRooms();
+  let framesWithRoomId = 0;
+  for (const [kind, text] of c.wire) {
+    for (const t of tokens) assert.ok(!text.includes(t), `${c.label}: a room token was sent in a ${kind}`);
+    if (kind === "url") for (const id of roomIds) assert.ok(!text.includes(id), `${c.label}: a room id appears in a request URL`);
+    if (kind === "frame" && roomIds.some((id) => text.includes(id))) framesWithRoomId += 1;
+  }
+  return framesWithRoomId;
 }

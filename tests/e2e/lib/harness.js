@@ -30,6 +30,24 @@ export function rememberSecret(s) {
   if (s) secrets.add(s);
 }
 
+/** Room tokens seen so far: they must never reach the server (SPEC §2). */
+const tokens = new Set();
+/** Room ids seen so far: the server sees them, but never in a URL. */
+const roomIds = new Set();
+
+/** Registers a room token (and its room id) seen in the test. */
+export function rememberToken(token) {
+  tokens.add(token);
+  roomIds.add(roomIdOf(token));
+  rememberSecret(token);
+  rememberSecret(roomIdOf(token));
+}
+
+/** The tokens and room ids registered so far. */
+export function knownRooms() {
+  return { tokens: [...tokens], roomIds: [...roomIds] };
+}
+
 /** Every secret registered so far (for the "logs never contain them" test). */
 export function knownSecrets() {
   return [...secrets];
@@ -53,8 +71,7 @@ export function roomIdOf(token) {
 /** A fresh room token as the client makes it: 32 random bytes, base64url, no padding. */
 export function newToken() {
   const t = crypto.randomBytes(32).toString("base64url");
-  rememberSecret(t);
-  rememberSecret(roomIdOf(t));
+  rememberToken(t);
   return t;
 }
 
@@ -155,7 +172,7 @@ export class Deployment {
    * @param {string} [o.credentialTtl] `turn.credential_ttl`
    * @param {boolean} [o.turn] whether TURN is configured at all
    */
-  constructor({ port = 8787, credentialTtl = "30s", turn = true } = {}) {
+  constructor({ name = "", port = 8787, credentialTtl = "30s", turn = true } = {}) {
     this.port = port;
     this.origin = `http://127.0.0.1:${port}`;
     this.turnPort = 3478;
@@ -165,7 +182,7 @@ export class Deployment {
     this.secretPath = path.join(this.tmp, "turn-secret");
     this.yamlPath = path.join(this.tmp, "alisay.yaml");
     this.coturnConfPath = path.join(this.tmp, "turnserver.conf");
-    this.alisayLog = path.join(OUT_DIR, "alisay.log");
+    this.alisayLog = path.join(OUT_DIR, name ? `alisay-${name}.log` : "alisay.log");
     this.coturnLog = path.join(OUT_DIR, "coturn.log");
     this.serverStarts = 0;
   }
@@ -205,7 +222,7 @@ logging:
   level: debug
 `;
     fs.writeFileSync(this.yamlPath, yaml);
-    fs.writeFileSync(path.join(OUT_DIR, "alisay.yaml"), yaml.split(this.tmp).join("<tmp>"));
+    fs.writeFileSync(this.alisayLog.replace(/\.log$/, ".yaml"), yaml.split(this.tmp).join("<tmp>"));
   }
 
   /**
