@@ -17,10 +17,8 @@ import {CallStats} from './stats.js';
 
 /** Credentials are refreshed no sooner than this from now. */
 const MIN_REFRESH_DELAY_MS = 5000;
-/** Scheduled refreshes are at least this far apart (the server allows 1 per 10 s). */
-const MIN_REFRESH_GAP_MS = 30000;
-/** A refresh after an ICE failure needs at least this gap since the previous one. */
-const MIN_FAILURE_REFRESH_GAP_MS = 11000;
+/** Refreshes are at least this far apart (the server allows 1 per 10 s, burst 3). */
+const MIN_REFRESH_GAP_MS = 11000;
 /** How long an ICE restart waits for fresh credentials. */
 const RESTART_WAIT_MS = 3000;
 /** How long the polite side waits for the impolite side's ICE-restart offer. */
@@ -94,11 +92,15 @@ export class App {
     this.testing = false;
     this.tested = false;
     this.lastRefreshAt = 0;
+    /** Our clock minus the server's (from the `Date` of `POST /rooms`), for expiry times. */
+    this.clockSkewMs = 0;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.refreshTimer = undefined;
     this.restartPending = false;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.restartTimer = undefined;
+    /** A scheduled refresh is under way: restart ICE when its credentials arrive. */
+    this.refreshRestart = false;
     /** @type {string} */
     this.lastState = '';
   }
@@ -227,6 +229,8 @@ export class App {
       if (res.status !== 200 && res.status !== 201) {
         console.warn('[alisay] room registration refused', res.status);
       }
+      const serverNow = Date.parse(res.headers.get('Date') ?? '');
+      if (Number.isFinite(serverNow)) this.clockSkewMs = Date.now() - serverNow;
       return res.status;
     } catch (err) {
       console.warn('[alisay] room registration failed', err instanceof Error ? err.name : err);
@@ -462,7 +466,19 @@ export class App {
       msg.credentialExpiresAt : null;
     this.call?.setIceServers(this.session.iceServers);
     this.scheduleRefresh();
-    if (this.restartPending && !this.call?.polite) this.restartIce();
+    if (this.restartPending) {
+      if (!this.call?.polite) this.restartIce();
+    } else if (this.refreshRestart) {
+      // coturn checks the credentials' expiry on every Refresh, CreatePermission and
+      // ChannelBind, and setConfiguration() does not change existing allocations: without a
+      // new allocation the relayed media stops a few minutes after the old credentials expire.
+      // An ICE restart is make-before-break, so the call goes on meanwhile.
+      this.refreshRestart = false;
+      if (this.call?.state === 'connected') {
+        console.info('[alisay] fresh TURN credentials: restarting ICE to use them');
+        this.call.restartIce();
+      }
+    }
   }
 
   /**
@@ -520,7 +536,7 @@ export class App {
     if (this.restartPending || !this.call) return;
     this.restartPending = true;
     const refresh = this.session?.credentialExpiresAt != null && Boolean(this.signaling?.open) &&
-      Date.now() - this.lastRefreshAt >= MIN_FAILURE_REFRESH_GAP_MS;
+      Date.now() - this.lastRefreshAt >= MIN_REFRESH_GAP_MS;
     console.warn('[alisay] connection failed: restarting ICE', refresh ? 'with fresh credentials' : '');
     if (refresh) this.sendRefresh();
     const wait = this.call.polite ? POLITE_RESTART_WAIT_MS : refresh ? RESTART_WAIT_MS : 0;
@@ -535,23 +551,31 @@ export class App {
     this.call?.restartIce();
   }
 
-  /** Plans the next `refresh-ice` at 80 % of the credentials' remaining lifetime. */
+  /**
+   * Plans the next `refresh-ice` at 80 % of the credentials' remaining lifetime, measured on
+   * the server's clock (a skewed local clock must not make it late, or a loop).
+   */
   scheduleRefresh() {
     clearTimeout(this.refreshTimer);
     const expiresAt = this.session?.credentialExpiresAt;
     if (expiresAt == null) return;
     const now = Date.now();
-    let delay = Math.max(MIN_REFRESH_DELAY_MS, 0.8 * (expiresAt * 1000 - now));
-    // A skewed clock must not turn this into a loop the server rate-limits.
+    const remainingMs = expiresAt * 1000 - (now - this.clockSkewMs);
+    let delay = Math.max(MIN_REFRESH_DELAY_MS, 0.8 * remainingMs);
     delay = Math.max(delay, this.lastRefreshAt + MIN_REFRESH_GAP_MS - now);
-    this.refreshTimer = setTimeout(() => this.sendRefresh(), Math.min(delay, MAX_TIMEOUT_MS));
+    this.refreshTimer = setTimeout(() => {
+      this.refreshRestart = this.sendRefresh();
+    }, Math.min(delay, MAX_TIMEOUT_MS));
   }
 
-  /** @private */
+  /**
+   * @private
+   * @return {boolean} whether `refresh-ice` was sent
+   */
   sendRefresh() {
-    if (!this.signaling?.open) return; // `joined` after the reconnect brings fresh ones.
+    if (!this.signaling?.open) return false; // `joined` after the reconnect brings fresh ones.
     this.lastRefreshAt = Date.now();
-    this.signaling.send({type: 'refresh-ice'});
+    return this.signaling.send({type: 'refresh-ice'});
   }
 
   // ---- Signaling events --------------------------------------------------------------------
@@ -621,6 +645,7 @@ export class App {
     this.blockedOnRelay = false;
     this.tested = false;
     this.restartPending = false;
+    this.refreshRestart = false;
     clearTimeout(this.restartTimer);
     clearTimeout(this.refreshTimer);
   }
