@@ -255,6 +255,22 @@ logging: {levle: info}
     });
 }
 
+#[test]
+fn empty_sections_keep_their_defaults() {
+    jailed(|_| {
+        let plain = Config::load_str(DEVELOPMENT).expect("development");
+        let emptied = format!(
+            "{DEVELOPMENT}turn:\n  # urls: [turn:127.0.0.1]\nrooms:\n  generated:\nserver:\n  \
+             metrics_listen:\n"
+        );
+        assert_eq!(Config::load_str(&emptied).expect("empty sections"), plain);
+        // A leaf left empty is `null`: fine for optional keys, a type error elsewhere.
+        let err = Config::load_str(&format!("{DEVELOPMENT}signaling:\n  join_timeout:\n"))
+            .expect_err("null duration");
+        assert_eq!(paths(&err), ["signaling.join_timeout"]);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // One failing case per validation rule
 

@@ -10,8 +10,8 @@
 
 use figment::error::Kind;
 use figment::providers::{Env, Serialized};
-use figment::value::Value;
-use figment::{Figment, Provider, Source};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
 
 use super::validate::{Problem, Problems};
 use super::{Config, LoadError};
@@ -22,10 +22,45 @@ const ENV_PREFIX: &str = "ALISAY_";
 const ENV_SPLIT: &str = "__";
 
 /// Defaults, then `provider`, then the `ALISAY_*` environment.
-pub(super) fn figment(provider: impl Provider) -> Figment {
+fn figment(provider: impl Provider) -> Figment {
     Figment::from(Serialized::defaults(Config::default()))
-        .merge(provider)
+        .merge(EmptySectionsAreDefaults(provider))
         .merge(Env::prefixed(ENV_PREFIX).split(ENV_SPLIT))
+}
+
+/// A YAML section left empty (`turn:` with every line below it commented out) is `null`; it
+/// means "all defaults", not "a `null` where a mapping belongs". This provider drops such
+/// `null`s where the schema has a section, so the defaults underneath stay.
+struct EmptySectionsAreDefaults<P>(P);
+
+impl<P: Provider> Provider for EmptySectionsAreDefaults<P> {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> figment::Result<Map<Profile, Dict>> {
+        fn prune(dict: &mut Dict, known: &serde_json::Map<String, serde_json::Value>) {
+            dict.retain(|key, value| {
+                let section = known.get(key).and_then(serde_json::Value::as_object);
+                match (section, value) {
+                    (Some(_), Value::Empty(..)) => false,
+                    (Some(fields), Value::Dict(_, inner)) => {
+                        prune(inner, fields);
+                        true
+                    }
+                    _ => true,
+                }
+            });
+        }
+        let known = serde_json::to_value(Config::default()).expect("the defaults serialize");
+        let mut data = self.0.data()?;
+        if let Some(fields) = known.as_object() {
+            for dict in data.values_mut() {
+                prune(dict, fields);
+            }
+        }
+        Ok(data)
+    }
 }
 
 /// Loads, reports every unknown key and wrong type, then validates.
