@@ -192,14 +192,16 @@ fn turn_credentials(app: Arc<App>) -> Reply {
 
 /// Maps warp's rejections to plain statuses (no internals in the body).
 async fn recover(rejection: warp::Rejection) -> Result<Reply, Infallible> {
+    // A combined rejection holds one cause per route tried: a body refused by `POST /rooms`
+    // also carries "method not allowed" from the GET-only routes, so the body causes go first.
     let status = if rejection.is_not_found() {
         StatusCode::NOT_FOUND
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        StatusCode::METHOD_NOT_ALLOWED
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         StatusCode::PAYLOAD_TOO_LARGE
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         StatusCode::LENGTH_REQUIRED
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        StatusCode::METHOD_NOT_ALLOWED
     } else {
         StatusCode::BAD_REQUEST
     };
