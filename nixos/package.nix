@@ -4,12 +4,14 @@
 #   pkgs.callPackage ./nixos/package.nix { }
 #
 # module.nix uses it as the default of `services.alisay.package`.
-{ lib, rustPlatform }:
+{ lib, rustPlatform, rustc }:
 
 let
   # The newest `rust-version` among the locked dependencies (tests/nix/check.sh keeps this in
   # step with Cargo.lock). NixOS 25.05 ships rustc 1.86, which is too old; 25.11 is new enough.
   msrv = "1.88";
+  # The compiler of the rustPlatform in use (`rustc`, the default one, if it does not say).
+  rustcVersion = rustPlatform.rust.rustc.version or rustc.version;
 
   # Only what the crate is built from, so that editing docs, tests or the NixOS files does not
   # rebuild the package. `lib.fileset` fails loudly if one of these paths disappears.
@@ -25,8 +27,8 @@ let
     ];
   };
 in
-assert lib.assertMsg (lib.versionAtLeast rustPlatform.rust.rustc.version msrv)
-  "alisay needs rustc >= ${msrv}, but this nixpkgs has ${rustPlatform.rust.rustc.version}; use NixOS 25.11 or newer";
+assert lib.assertMsg (lib.versionAtLeast rustcVersion msrv)
+  "alisay needs rustc >= ${msrv}, but this nixpkgs has ${rustcVersion}; use NixOS 25.11 or newer";
 rustPlatform.buildRustPackage {
   pname = "alisay";
   inherit ((lib.importTOML ../Cargo.toml).package) version;
