@@ -1217,6 +1217,10 @@ async fn logs_at_debug_hold_no_room_id_token_sdp_candidate_or_secret() {
         logs.len()
     );
     assert!(logs.lines().count() > 6, "the server logged the call");
+    assert!(
+        !logs.contains('\x1b'),
+        "no terminal colour codes in logs that go to a pipe (journald)"
+    );
     server.assert_logs_free_of(&[
         ("room id", &room),
         ("room id prefix", &room[..16]),
