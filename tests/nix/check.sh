@@ -8,7 +8,8 @@
 # (nixos/README.md lists what is and is not covered):
 #   1. every .nix file of the repository parses (nix-instantiate --parse);
 #   2. nixos/ and tests/nix/ are formatted (nixpkgs-fmt --check) and have no dead code
-#      (deadnix --fail); nixos/render.sh and this script pass shellcheck;
+#      (deadnix --fail); nixos/render.sh and this script pass shellcheck; the Python script of
+#      the VM test (nixos/test.nix) compiles and passes pyflakes;
 #   3. package.nix's minimum rustc equals the newest rust-version in Cargo.lock;
 #   4. the example host's settings, evaluated through the module's own settings.nix and
 #      serialized by remarshal 0.17.1 (what pkgs.formats.yaml runs), pass `alisay check`, and
@@ -19,7 +20,7 @@
 #   6. negative cases: owned keys set by the administrator are reported, an invalid config
 #      fails both `alisay check` (exit 64, naming the key) and render.sh.
 # It installs what it needs (apt: nix-bin, python3-venv, shellcheck; cargo: nixpkgs-fmt,
-# deadnix; PyPI: remarshal, gixy), caching the tools in .cache/nix-tools. It never skips a
+# deadnix; PyPI: remarshal, gixy, pyflakes), caching the tools in .cache/nix-tools. It never skips a
 # check: a missing tool is installed or the script fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -56,7 +57,7 @@ else
   echo "all present"
 fi
 
-step "Installing nixpkgs-fmt and deadnix (cargo), remarshal and gixy (PyPI) if not cached"
+step "Installing nixpkgs-fmt and deadnix (cargo), remarshal, gixy and pyflakes (PyPI) if not cached"
 if [ ! -x "$tools/bin/nixpkgs-fmt" ] || [ ! -x "$tools/bin/deadnix" ]; then
   cargo install --locked --quiet nixpkgs-fmt deadnix --root "$tools"
 fi
@@ -68,6 +69,12 @@ if [ ! -x "$tools/remarshal/bin/json2yaml" ]; then
 fi
 # gixy 0.1.20 with pyparsing 2.4.7, as nixpkgs packages it: NixOS runs it on nginx.conf
 # (writeNginxConfig) and fails the build on any finding, following our `include`.
+# pyflakes, for the VM test's Python script (which cannot run here).
+if [ ! -x "$tools/pyflakes/bin/pyflakes" ]; then
+  rm -rf "$tools/pyflakes"
+  python3 -m venv "$tools/pyflakes"
+  "$tools/pyflakes/bin/pip" install --quiet --disable-pip-version-check 'pyflakes==3.2.0'
+fi
 if [ ! -x "$tools/gixy/bin/gixy" ]; then
   rm -rf "$tools/gixy"
   python3 -m venv "$tools/gixy"
@@ -90,6 +97,12 @@ step "Formatting (nixpkgs-fmt), dead code (deadnix), shell scripts (shellcheck)"
 "$tools/bin/nixpkgs-fmt" --check nixos/ tests/nix/ || fail "run: .cache/nix-tools/bin/nixpkgs-fmt nixos/ tests/nix/"
 "$tools/bin/deadnix" --fail nixos/ tests/nix/ || fail "deadnix found unused bindings"
 shellcheck nixos/render.sh tests/nix/check.sh || fail "shellcheck"
+
+step "The VM test's Python script compiles and passes pyflakes"
+python3 tests/nix/testscript.py nixos/test.nix >"$tmp/testscript.py" || fail "could not extract the testScript of nixos/test.nix"
+python3 -m py_compile "$tmp/testscript.py" || fail "the testScript of nixos/test.nix does not compile"
+"$tools/pyflakes/bin/pyflakes" "$tmp/testscript.py" || fail "pyflakes found problems in the testScript of nixos/test.nix"
+echo "$(grep -c 'with subtest(' "$tmp/testscript.py") subtests"
 
 step "package.nix's minimum rustc matches Cargo.lock"
 # The newest rust-version among every locked package (the package's tests build dev-deps too).
