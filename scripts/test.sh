@@ -46,6 +46,9 @@ cargo build --release --locked
 phase "Rust tests (unit, integration, render, coturn probes)"
 cargo test --locked --no-fail-fast
 
+phase "NixOS package and module (parse, format, deadnix, example settings through alisay check/render)"
+ALISAY_BIN="$root/target/release/alisay" bash tests/nix/check.sh
+
 if [ "${SKIP_E2E:-0}" = 1 ]; then
   phase "Browser end-to-end suite SKIPPED (SKIP_E2E=1): this run did not test the browser"
   exit 0
