@@ -305,21 +305,23 @@ scenario(
       await sampler;
 
       // 1. Media never stopped: frames decoded rose all along, on the same peer connection.
+      // A stall is a run of samples with the same count; its length is the time from the
+      // first to the last of them (a slow sample that still shows progress is no stall).
       for (const side of ["a", "b"]) {
-        let last = samples[0][side];
-        let lastRise = samples[0].t;
-        let maxGap = 0;
-        for (const s of samples.slice(1)) {
-          assert.ok(s[side] >= last, `${side.toUpperCase()}: framesDecoded went down (${last} -> ${s[side]}): the peer connection was replaced`);
-          if (s[side] > last) {
-            maxGap = Math.max(maxGap, s.t - lastRise);
-            lastRise = s.t;
-            last = s[side];
-          }
+        let runStart = samples[0];
+        let maxStall = 0;
+        for (const [i, s] of samples.entries()) {
+          if (i === 0) continue;
+          const prev = samples[i - 1];
+          assert.ok(s[side] >= prev[side], `${side.toUpperCase()}: framesDecoded went down (${prev[side]} -> ${s[side]}): the peer connection was replaced`);
+          if (s[side] > prev[side]) runStart = s;
+          else maxStall = Math.max(maxStall, s.t - runStart.t);
         }
-        maxGap = Math.max(maxGap, samples.at(-1).t - lastRise);
-        metric(`g_max_frame_stall_ms_${side.toUpperCase()}`, `${maxGap} samples=${samples.length}`);
-        assert.ok(maxGap <= 1250, `${side.toUpperCase()}: no new video frame for ${maxGap} ms across the server restart`);
+        const rise = samples.at(-1)[side] - samples[0][side];
+        const spanMs = samples.at(-1).t - samples[0].t;
+        metric(`g_max_frame_stall_ms_${side.toUpperCase()}`, `${maxStall} samples=${samples.length} span_ms=${spanMs} frames=${rise}`);
+        assert.ok(samples.length >= 16, `enough samples across the restart (${samples.length})`);
+        assert.ok(maxStall <= 1000, `${side.toUpperCase()}: no new video frame for ${maxStall} ms across the server restart`);
       }
       for (const c of [A, B]) {
         assert.equal(await c.page.evaluate(() => window.alisay.pc === window.__pcMark), true, `${c.label}: the RTCPeerConnection was torn down by the restart`);
