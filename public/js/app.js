@@ -1,10 +1,12 @@
 /**
- * @file The call's controller: room from the hash, Start (register, join, relay preflight,
- * camera and microphone, `ready`), the server's messages, reconnects that keep the media path,
- * credential refresh, and the buttons. SPEC §7, docs/protocol.md.
+ * @file The call's controller: room from the hash, Start (register, join, relay
+ *     preflight, camera and microphone, `ready`), the server's messages,
+ *     reconnects that keep the media path, credential refresh, and the buttons.
+ *     SPEC §7, docs/protocol.md.
  *
- * Order on Start: `POST /rooms` → `GET /ws` + `join` → `joined` → (Relay-only) relay preflight
- * → `getUserMedia` → `ready` → `start {polite}` → perfect negotiation (call.js).
+ * Order on Start: `POST /rooms` → `GET /ws` + `join` → `joined` → (Relay-only)
+ * relay preflight → `getUserMedia` → `ready` → `start {polite}` → perfect
+ * negotiation (call.js).
  */
 
 import {Call} from './call.js';
@@ -17,7 +19,10 @@ import {CallStats} from './stats.js';
 
 /** Credentials are refreshed no sooner than this from now. */
 const MIN_REFRESH_DELAY_MS = 5000;
-/** Refreshes are at least this far apart (the server allows 1 per 10 s, burst 3). */
+/**
+ * Refreshes are at least this far apart (the server allows 1 per 10 s, burst
+ * 3).
+ */
 const MIN_REFRESH_GAP_MS = 11000;
 /** How long an ICE restart waits for fresh credentials. */
 const RESTART_WAIT_MS = 3000;
@@ -27,9 +32,11 @@ const POLITE_RESTART_WAIT_MS = 3500;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /**
- * `phase` is where the Start sequence is; `live` means `ready` was sent and the `data-state`
- * then comes from the connection (see {@link App#dataState}).
- * @typedef {'idle'|'ready'|'joining'|'preflight'|'media'|'live'|'ended'|'error'} Phase
+ * `phase` is where the Start sequence is; `live` means `ready` was sent and the
+ * `data-state` then comes from the connection (see {@link App#dataState}).
+ * @typedef
+ *     {'idle'|'ready'|'joining'|'preflight'|'media'|'live'|'ended'|'error'}
+ *     Phase
  */
 
 /**
@@ -41,8 +48,16 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
  * }} Session what `joined` told us
  */
 
+/** @typedef {import('./view.js').View} View */
+
 /**
- * The sessionStorage key of the resumable session of a room (kept in this tab only).
+ * Why signaling is reconnecting, and when it tries next.
+ * @typedef {{reason: ('restart'|'lost'), delayMs: number}} Reconnecting
+ */
+
+/**
+ * The sessionStorage key of the resumable session of a room (kept in this tab
+ * only).
  * @param {string} roomId
  * @return {string}
  */
@@ -52,7 +67,7 @@ function sessionKey(roomId) {
 
 /** The page. */
 export class App {
-  /** @param {import('./view.js').View} view */
+  /** @param {View} view the page's elements */
   constructor(view) {
     this.view = view;
     /** @type {Invite|null} */
@@ -61,7 +76,9 @@ export class App {
     this.generated = false;
     /** @type {Phase} */
     this.phase = 'idle';
-    /** Incremented whenever a call is left; stale async steps compare and stop. */
+    /**
+     * Incremented whenever a call is left; stale async steps compare and stop.
+     */
     this.gen = 0;
     /** @type {string|null} the room id of the current session */
     this.roomId = null;
@@ -71,7 +88,10 @@ export class App {
     this.session = null;
     /** @type {Call|null} */
     this.call = null;
-    /** @type {CallStats|null} statistics of the current call while it is connected */
+    /**
+     * @type {CallStats|null} statistics of the current call while it is
+     *     connected
+     */
     this.stats = null;
     /** @type {MediaStream|null} */
     this.stream = null;
@@ -92,14 +112,20 @@ export class App {
     this.testing = false;
     this.tested = false;
     this.lastRefreshAt = 0;
-    /** Our clock minus the server's (from the `Date` of `POST /rooms`), for expiry times. */
+    /**
+     * Our clock minus the server's (from the `Date` of `POST /rooms`), for
+     * expiry times.
+     */
     this.clockSkewMs = 0;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.refreshTimer = undefined;
     this.restartPending = false;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.restartTimer = undefined;
-    /** A scheduled refresh is under way: restart ICE when its credentials arrive. */
+    /**
+     * A scheduled refresh is under way: restart ICE when its credentials
+     * arrive.
+     */
     this.refreshRestart = false;
     /** @type {string} */
     this.lastState = '';
@@ -121,7 +147,7 @@ export class App {
     this.loadHash();
   }
 
-  // ---- Room from the hash ------------------------------------------------------------------
+  // ---- Room from the hash ---------------------------------------------------
 
   /** Recomputes the room from `location.hash`. */
   loadHash() {
@@ -139,7 +165,9 @@ export class App {
     }
   }
 
-  /** A new room: token into the hash (no `hashchange` fires for replaceState). */
+  /**
+   * A new room: token into the hash (no `hashchange` fires for replaceState).
+   */
   generate() {
     if (this.inSession) return;
     const invite = Invite.generate();
@@ -154,13 +182,14 @@ export class App {
   /** Same-tab hash change: a room switch. */
   onHashChange() {
     const text = location.hash.replace(/^#/, '');
-    if (this.invite && text === this.invite.token) return; // Our own change, same room.
+    // Our own change (Generate room), same room.
+    if (this.invite && text === this.invite.token) return;
     console.info('[alisay] room switch');
     this.leave(true);
     this.loadHash();
   }
 
-  // ---- Start ---------------------------------------------------------------------------------
+  // ---- Start ----------------------------------------------------------------
 
   /** Whether a session is under way (from Start until hang up or failure). */
   get inSession() {
@@ -196,16 +225,24 @@ export class App {
       resumeId: () => this.storedSessionId(roomId),
     });
     sig.addEventListener('joined', (e) => {
-      if (sig === this.signaling) this.onJoined(/** @type {CustomEvent} */ (e).detail);
+      if (sig === this.signaling) {
+        this.onJoined(/** @type {CustomEvent} */ (e).detail);
+      }
     });
     sig.addEventListener('message', (e) => {
-      if (sig === this.signaling) this.onMessage(/** @type {CustomEvent} */ (e).detail.msg);
+      if (sig === this.signaling) {
+        this.onMessage(/** @type {CustomEvent} */ (e).detail.msg);
+      }
     });
     sig.addEventListener('reconnecting', (e) => {
-      if (sig === this.signaling) this.onReconnecting(/** @type {CustomEvent} */ (e).detail);
+      if (sig === this.signaling) {
+        this.onReconnecting(/** @type {CustomEvent} */ (e).detail);
+      }
     });
     sig.addEventListener('failed', (e) => {
-      if (sig === this.signaling) this.onFailed(/** @type {CustomEvent} */ (e).detail.code);
+      if (sig === this.signaling) {
+        this.onFailed(/** @type {CustomEvent} */ (e).detail.code);
+      }
     });
     this.signaling = sig;
     sig.connect();
@@ -233,7 +270,10 @@ export class App {
       if (Number.isFinite(serverNow)) this.clockSkewMs = Date.now() - serverNow;
       return res.status;
     } catch (err) {
-      console.warn('[alisay] room registration failed', err instanceof Error ? err.name : err);
+      console.warn(
+          '[alisay] room registration failed',
+          err instanceof Error ? err.name : err,
+      );
       return 0;
     }
   }
@@ -260,14 +300,17 @@ export class App {
       sessionId: String(msg.sessionId),
       iceServers: Array.isArray(msg.iceServers) ? msg.iceServers : [],
       relayAvailable: Boolean(msg.relayAvailable),
-      credentialExpiresAt: typeof msg.credentialExpiresAt === 'number' ?
-        msg.credentialExpiresAt : null,
+      credentialExpiresAt:
+        typeof msg.credentialExpiresAt === 'number' ?
+          msg.credentialExpiresAt :
+          null,
     };
     if (this.roomId) {
       try {
         sessionStorage.setItem(sessionKey(this.roomId), this.session.sessionId);
       } catch {
-        // Private mode without storage: resume after reload is lost, nothing else.
+        // Private mode without storage: resume after reload is lost, nothing
+        // else.
       }
     }
     this.peerPresent = Boolean(msg.peerPresent);
@@ -275,7 +318,12 @@ export class App {
     this.admitted = true;
     this.scheduleRefresh();
     this.call?.setIceServers(this.session.iceServers);
-    console.info('[alisay] joined', first ? '' : '(again)', 'peer present:', this.peerPresent);
+    console.info(
+        '[alisay] joined',
+        first ? '' : '(again)',
+        'peer present:',
+        this.peerPresent,
+    );
     if (first) {
       void this.prepare(this.gen);
     } else if (this.localReady) {
@@ -285,7 +333,8 @@ export class App {
   }
 
   /**
-   * After admission: relay preflight (Relay-only), camera and microphone, then `ready`.
+   * After admission: relay preflight (Relay-only), camera and microphone, then
+   * `ready`.
    * @param {number} gen
    */
   async prepare(gen) {
@@ -339,7 +388,10 @@ export class App {
     void this.prepare(this.gen);
   }
 
-  /** Test camera and microphone before starting (an explicit action of the user). */
+  /**
+   * Test camera and microphone before starting (an explicit action of the
+   * user).
+   */
   async testMedia() {
     if (this.stream || this.inSession || this.testing) return;
     const gen = this.gen;
@@ -370,11 +422,13 @@ export class App {
     this.stream = stream;
     this.view.setLocalStream(stream);
     for (const track of stream.getTracks()) {
-      track.addEventListener('ended', () => console.warn('[alisay] local track ended', track.kind));
+      track.addEventListener('ended', () =>
+        console.warn('[alisay] local track ended', track.kind),
+      );
     }
   }
 
-  // ---- Server messages -------------------------------------------------------------------
+  // ---- Server messages ------------------------------------------------------
 
   /** @param {any} msg */
   onMessage(msg) {
@@ -429,7 +483,10 @@ export class App {
     }
     if (this.call?.alive) {
       // A reconnect of signaling: keep the media path.
-      console.info('[alisay] start again: keeping the connection, polite:', polite);
+      console.info(
+          '[alisay] start again: keeping the connection, polite:',
+          polite,
+      );
       this.call.polite = polite;
       void this.call.resync();
     } else {
@@ -443,7 +500,8 @@ export class App {
   onOffer(msg) {
     const sdp = typeof msg.sdp === 'string' ? msg.sdp : '';
     if (this.restartPending && this.call?.polite) {
-      // The other side restarts ICE (or renegotiates anyway): answering it is our restart.
+      // The other side restarts ICE (or renegotiates anyway): answering it is
+      // our restart.
       clearTimeout(this.restartTimer);
       this.restartPending = false;
     }
@@ -462,20 +520,25 @@ export class App {
   onIceServers(msg) {
     if (!this.session) return;
     if (Array.isArray(msg.iceServers)) this.session.iceServers = msg.iceServers;
-    this.session.credentialExpiresAt = typeof msg.credentialExpiresAt === 'number' ?
-      msg.credentialExpiresAt : null;
+    this.session.credentialExpiresAt =
+      typeof msg.credentialExpiresAt === 'number' ?
+        msg.credentialExpiresAt :
+        null;
     this.call?.setIceServers(this.session.iceServers);
     this.scheduleRefresh();
     if (this.restartPending) {
       if (!this.call?.polite) this.restartIce();
     } else if (this.refreshRestart) {
-      // coturn checks the credentials' expiry on every Refresh, CreatePermission and
-      // ChannelBind, and setConfiguration() does not change existing allocations: without a
-      // new allocation the relayed media stops a few minutes after the old credentials expire.
-      // An ICE restart is make-before-break, so the call goes on meanwhile.
+      // coturn checks the credentials' expiry on every Refresh,
+      // CreatePermission and ChannelBind, and setConfiguration() does not
+      // change existing allocations: without a new allocation the relayed media
+      // stops a few minutes after the old credentials expire. An ICE restart is
+      // make-before-break, so the call goes on meanwhile.
       this.refreshRestart = false;
       if (this.call?.state === 'connected') {
-        console.info('[alisay] fresh TURN credentials: restarting ICE to use them');
+        console.info(
+            '[alisay] fresh TURN credentials: restarting ICE to use them',
+        );
         this.call.restartIce();
       }
     }
@@ -498,7 +561,9 @@ export class App {
       send: (msg) => this.signaling?.send(msg) ?? false,
     });
     call.addEventListener('track', (e) => {
-      if (call === this.call) this.view.setRemoteStream(/** @type {CustomEvent} */ (e).detail.stream);
+      if (call === this.call) {
+        this.view.setRemoteStream(/** @type {CustomEvent} */ (e).detail.stream);
+      }
     });
     call.addEventListener('state', () => {
       if (call !== this.call) return;
@@ -525,21 +590,27 @@ export class App {
     this.view.setStats(null);
   }
 
-  // ---- ICE restart and credentials ---------------------------------------------------------
+  // ---- ICE restart and credentials ------------------------------------------
 
   /**
-   * The connection failed: fresh credentials if we can, then an ICE restart. The impolite side
-   * restarts first; the polite side waits a little for that offer (which cancels its own
-   * restart), so both sides rarely offer at once.
+   * The connection failed: fresh credentials if we can, then an ICE restart.
+   * The impolite side restarts first; the polite side waits a little for that
+   * offer (which cancels its own restart), so both sides rarely offer at once.
    */
   onIceFailed() {
     if (this.restartPending || !this.call) return;
     this.restartPending = true;
-    const refresh = this.session?.credentialExpiresAt != null && Boolean(this.signaling?.open) &&
+    const refresh =
+      this.session?.credentialExpiresAt != null &&
+      Boolean(this.signaling?.open) &&
       Date.now() - this.lastRefreshAt >= MIN_REFRESH_GAP_MS;
-    console.warn('[alisay] connection failed: restarting ICE', refresh ? 'with fresh credentials' : '');
+    console.warn(
+        '[alisay] connection failed: restarting ICE',
+        refresh ? 'with fresh credentials' : '',
+    );
     if (refresh) this.sendRefresh();
-    const wait = this.call.polite ? POLITE_RESTART_WAIT_MS : refresh ? RESTART_WAIT_MS : 0;
+    let wait = refresh ? RESTART_WAIT_MS : 0;
+    if (this.call.polite) wait = POLITE_RESTART_WAIT_MS;
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => this.restartIce(), wait);
   }
@@ -552,8 +623,9 @@ export class App {
   }
 
   /**
-   * Plans the next `refresh-ice` at 80 % of the credentials' remaining lifetime, measured on
-   * the server's clock (a skewed local clock must not make it late, or a loop).
+   * Plans the next `refresh-ice` at 80 % of the credentials' remaining
+   * lifetime, measured on the server's clock (a skewed local clock must not
+   * make it late, or a loop).
    */
   scheduleRefresh() {
     clearTimeout(this.refreshTimer);
@@ -563,9 +635,12 @@ export class App {
     const remainingMs = expiresAt * 1000 - (now - this.clockSkewMs);
     let delay = Math.max(MIN_REFRESH_DELAY_MS, 0.8 * remainingMs);
     delay = Math.max(delay, this.lastRefreshAt + MIN_REFRESH_GAP_MS - now);
-    this.refreshTimer = setTimeout(() => {
-      this.refreshRestart = this.sendRefresh();
-    }, Math.min(delay, MAX_TIMEOUT_MS));
+    this.refreshTimer = setTimeout(
+        () => {
+          this.refreshRestart = this.sendRefresh();
+        },
+        Math.min(delay, MAX_TIMEOUT_MS),
+    );
   }
 
   /**
@@ -573,14 +648,15 @@ export class App {
    * @return {boolean} whether `refresh-ice` was sent
    */
   sendRefresh() {
-    if (!this.signaling?.open) return false; // `joined` after the reconnect brings fresh ones.
+    // Without signaling, the `joined` after the reconnect brings fresh ones.
+    if (!this.signaling?.open) return false;
     this.lastRefreshAt = Date.now();
     return this.signaling.send({type: 'refresh-ice'});
   }
 
-  // ---- Signaling events --------------------------------------------------------------------
+  // ---- Signaling events -----------------------------------------------------
 
-  /** @param {{reason: 'restart'|'lost', delayMs: number}} detail */
+  /** @param {Reconnecting} detail */
   onReconnecting({reason, delayMs}) {
     console.info('[alisay] signaling reconnect in', delayMs, 'ms:', reason);
     if (this.signaling?.everAdmitted) {
@@ -596,7 +672,7 @@ export class App {
     this.setPhase('error', code);
   }
 
-  // ---- Leaving -----------------------------------------------------------------------------
+  // ---- Leaving --------------------------------------------------------------
 
   /** Hang up: leave the room, stop the devices, and allow Start again. */
   hangup() {
@@ -625,7 +701,8 @@ export class App {
   }
 
   /**
-   * Ends the session: signaling (with `hangup` if asked), the connection, the devices.
+   * Ends the session: signaling (with `hangup` if asked), the connection, the
+   * devices.
    * @param {boolean} sendHangup
    */
   leave(sendHangup) {
@@ -650,11 +727,14 @@ export class App {
     clearTimeout(this.refreshTimer);
   }
 
-  // ---- Controls ----------------------------------------------------------------------------
+  // ---- Controls -------------------------------------------------------------
 
   /** @param {'audio'|'video'} kind */
   toggle(kind) {
-    const tracks = kind === 'audio' ? this.stream?.getAudioTracks() : this.stream?.getVideoTracks();
+    const tracks =
+      kind === 'audio' ?
+        this.stream?.getAudioTracks() :
+        this.stream?.getVideoTracks();
     if (!tracks?.length) return;
     const enable = !tracks[0].enabled;
     for (const t of tracks) t.enabled = enable;
@@ -675,7 +755,7 @@ export class App {
     }
   }
 
-  // ---- Rendering ---------------------------------------------------------------------------
+  // ---- Rendering ------------------------------------------------------------
 
   /**
    * @param {Phase} phase
@@ -695,7 +775,9 @@ export class App {
   dataState() {
     if (this.phase !== 'live') return this.phase;
     if (this.reconnecting) return 'reconnecting';
-    if (this.call) return this.call.state === 'connected' ? 'connected' : 'connecting';
+    if (this.call) {
+      return this.call.state === 'connected' ? 'connected' : 'connecting';
+    }
     if (this.peerLeft) return 'peer-left';
     return this.peerPresent ? 'connecting' : 'waiting';
   }
@@ -708,7 +790,8 @@ export class App {
     const s = messages.status;
     switch (state) {
       case 'error':
-        return s('error'); // The sentence itself is in #error (role="alert"), once.
+        // The sentence itself is in #error (role="alert"), once.
+        return s('error');
       case 'ready':
         if (this.testing) return s('testing');
         if (this.tested) return s('tested');
@@ -716,8 +799,12 @@ export class App {
       case 'idle':
         return this.testing ? s('testing') : s('idle');
       case 'reconnecting': {
-        const base = s(this.reconnecting === 'restart' ? 'restarting' : 'reconnecting');
-        return this.call?.state === 'connected' ? base + s('call-continues') : base;
+        const base = s(
+          this.reconnecting === 'restart' ? 'restarting' : 'reconnecting',
+        );
+        return this.call?.state === 'connected' ?
+          base + s('call-continues') :
+          base;
       }
       case 'connecting':
         if (!this.call) return s('peer-here');
@@ -753,7 +840,6 @@ export class App {
 
   /** `window.alisay`: a small read-only handle for tests and debugging. */
   exposeDebugHandle() {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const app = this;
     const handle = Object.freeze({
       get pc() {

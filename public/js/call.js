@@ -1,21 +1,51 @@
 /**
  * @file One `RTCPeerConnection` with perfect negotiation, exactly MDN's pattern
- * (https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Perfect_negotiation):
- * `makingOffer`, `ignoreOffer`, `isSettingRemoteAnswerPending`, argument-free
- * `setLocalDescription()`, and the same code on both peers; `polite` comes from the server's
- * `start`. Outgoing descriptions are handed to `send` right after `setLocalDescription()`
- * resolves, with no other async step in between, so signaling leaves in negotiation order.
+ *     (https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Perfect_negotiation):
+ *     `makingOffer`, `ignoreOffer`, `isSettingRemoteAnswerPending`,
+ *     argument-free `setLocalDescription()`, and the same code on both peers;
+ *     `polite` comes from the server's `start`. Outgoing descriptions are
+ *     handed to `send` right after `setLocalDescription()` resolves, with no
+ *     other async step in between, so signaling leaves in negotiation order.
  *
- * Glare on the first negotiation is avoided, not just survived: the impolite side adds its
- * tracks (and so offers) at once, while the polite side adds its tracks to the transceivers of
- * the first incoming offer, or after {@link POLITE_OFFER_WAIT_MS} if no offer comes. In
- * Chromium 156 a polite peer whose own offer is implicitly rolled back right after its
- * `setLocalDescription()` resolved sometimes never gathered candidates for its answer (the call
- * stalled in `new`, about one run in five in our two-page test); with this order the collision
- * does not happen on a fresh call, and perfect negotiation still handles any later one.
+ * Glare on the first negotiation is avoided, not just survived: the impolite
+ * side adds its tracks (and so offers) at once, while the polite side adds its
+ * tracks to the transceivers of the first incoming offer, or after {@link
+ * POLITE_OFFER_WAIT_MS} if no offer comes. In Chromium 156 a polite peer whose
+ * own offer is implicitly rolled back right after its `setLocalDescription()`
+ * resolved sometimes never gathered candidates for its answer (the call stalled
+ * in `new`, about one run in five in our two-page test); with this order the
+ * collision does not happen on a fresh call, and perfect negotiation still
+ * handles any later one.
  *
- * Events: `track` (`detail: {stream}`), `state` (connection or ICE state changed),
- * `ice-failed` (the connection failed; the owner refreshes credentials and restarts ICE).
+ * Events: `track` (`detail: {stream}`), `state` (connection or ICE state
+ * changed), `ice-failed` (the connection failed; the owner refreshes
+ * credentials and restarts ICE).
+ */
+
+/**
+ * A signaling message to the server, as protocol.md names it.
+ * @typedef {{type: string, [key: string]: unknown}} OutMessage
+ */
+
+/**
+ * A relayed `offer`, `answer` or `ice` message from the server.
+ * @typedef {{
+ *   type: string,
+ *   sdp?: string,
+ *   candidate?: (RTCIceCandidateInit|null),
+ * }} InMessage
+ */
+
+/**
+ * What a call needs; `send` puts one signaling message on the (single, ordered)
+ * socket and says whether it went out.
+ * @typedef {{
+ *   iceServers: RTCIceServer[],
+ *   relayOnly: boolean,
+ *   polite: boolean,
+ *   stream: MediaStream,
+ *   send: function(OutMessage): boolean,
+ * }} CallOptions
  */
 
 /**
@@ -31,20 +61,14 @@ function fingerprints(sdp) {
       .join('\n');
 }
 
-/** How long the polite side waits for the first offer before offering itself. */
+/**
+ * How long the polite side waits for the first offer before offering itself.
+ */
 const POLITE_OFFER_WAIT_MS = 2500;
 
 /** A call to the other person. */
 export class Call extends EventTarget {
-  /**
-   * @param {{
-   *   iceServers: RTCIceServer[],
-   *   relayOnly: boolean,
-   *   polite: boolean,
-   *   stream: MediaStream,
-   *   send: (msg: {type: string, [key: string]: unknown}) => boolean,
-   * }} opts `send` puts one signaling message on the (single, ordered) socket
-   */
+  /** @param {CallOptions} opts */
   constructor(opts) {
     super();
     this.polite = opts.polite;
@@ -74,7 +98,10 @@ export class Call extends EventTarget {
         await pc.setLocalDescription();
         this.sendDescription();
       } catch (err) {
-        console.error('[alisay] negotiation failed', err instanceof Error ? err.name : err);
+        console.error(
+            '[alisay] negotiation failed',
+            err instanceof Error ? err.name : err,
+        );
       } finally {
         this.makingOffer = false;
       }
@@ -82,7 +109,10 @@ export class Call extends EventTarget {
 
     pc.onicecandidate = ({candidate}) => {
       if (this.closed) return;
-      this.send({type: 'ice', candidate: candidate?.candidate ? candidate.toJSON() : null});
+      this.send({
+        type: 'ice',
+        candidate: candidate?.candidate ? candidate.toJSON() : null,
+      });
     };
 
     pc.oniceconnectionstatechange = () => {
@@ -94,7 +124,10 @@ export class Call extends EventTarget {
       this.emit('state', {});
     };
 
-    /** @type {MediaStream|null} media not yet added (polite side, before the first offer) */
+    /**
+     * @type {MediaStream|null} media not yet added (polite side, before the
+     *     first offer)
+     */
     this.pendingStream = opts.stream;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.offerWait = undefined;
@@ -106,8 +139,9 @@ export class Call extends EventTarget {
   }
 
   /**
-   * Adds the local tracks once. After a remote offer, `addTrack` reuses its transceivers, so
-   * the answer carries them and no second negotiation is needed.
+   * Adds the local tracks once. After a remote offer, `addTrack` reuses its
+   * transceivers, so the answer carries them and no second negotiation is
+   * needed.
    * @private
    */
   addMedia() {
@@ -125,13 +159,16 @@ export class Call extends EventTarget {
 
   /** Whether this connection is worth keeping when `start` arrives again. */
   get alive() {
-    return !this.closed &&
-      (this.pc.connectionState === 'connected' || this.pc.connectionState === 'connecting');
+    return (
+      !this.closed &&
+      (this.pc.connectionState === 'connected' ||
+        this.pc.connectionState === 'connecting')
+    );
   }
 
   /**
-   * Whether an incoming offer comes from another `RTCPeerConnection` than the current remote
-   * description (different DTLS fingerprints).
+   * Whether an incoming offer comes from another `RTCPeerConnection` than the
+   * current remote description (different DTLS fingerprints).
    * @param {string} sdp
    * @return {boolean}
    */
@@ -144,7 +181,7 @@ export class Call extends EventTarget {
 
   /**
    * Handles a relayed `offer`, `answer` or `ice` message (MDN's `onmessage`).
-   * @param {{type: string, sdp?: string, candidate?: RTCIceCandidateInit|null}} msg
+   * @param {InMessage} msg
    * @return {Promise<void>}
    */
   async handle(msg) {
@@ -153,7 +190,8 @@ export class Call extends EventTarget {
     try {
       if (msg.type === 'offer' || msg.type === 'answer') {
         const description = {type: msg.type, sdp: msg.sdp ?? ''};
-        const readyForOffer = !this.makingOffer &&
+        const readyForOffer =
+          !this.makingOffer &&
           (pc.signalingState === 'stable' || this.isSettingRemoteAnswerPending);
         const offerCollision = description.type === 'offer' && !readyForOffer;
         this.ignoreOffer = !this.polite && offerCollision;
@@ -162,7 +200,9 @@ export class Call extends EventTarget {
           return;
         }
         this.isSettingRemoteAnswerPending = description.type === 'answer';
-        await pc.setRemoteDescription(/** @type {RTCSessionDescriptionInit} */ (description));
+        await pc.setRemoteDescription(
+            /** @type {RTCSessionDescriptionInit} */ (description),
+        );
         this.isSettingRemoteAnswerPending = false;
         if (description.type === 'offer') {
           this.addMedia();
@@ -180,16 +220,19 @@ export class Call extends EventTarget {
     } catch (err) {
       this.isSettingRemoteAnswerPending = false;
       if (!this.closed) {
-        console.error('[alisay] signaling message failed', msg.type,
-            err instanceof Error ? err.name : err);
+        console.error(
+            '[alisay] signaling message failed',
+            msg.type,
+            err instanceof Error ? err.name : err,
+        );
       }
     }
   }
 
   /**
-   * Called when `start` arrives again while this connection is alive: a description sent while
-   * signaling was down may have been lost, so roll back a pending local offer and renegotiate
-   * with an ICE restart.
+   * Called when `start` arrives again while this connection is alive: a
+   * description sent while signaling was down may have been lost, so roll back
+   * a pending local offer and renegotiate with an ICE restart.
    * @return {Promise<void>}
    */
   async resync() {
@@ -199,7 +242,10 @@ export class Call extends EventTarget {
         await this.pc.setLocalDescription({type: 'rollback'});
         this.pc.restartIce();
       } catch (err) {
-        console.warn('[alisay] resync failed', err instanceof Error ? err.name : err);
+        console.warn(
+            '[alisay] resync failed',
+            err instanceof Error ? err.name : err,
+        );
       }
     }
   }
@@ -213,7 +259,10 @@ export class Call extends EventTarget {
     try {
       this.pc.setConfiguration({...this.pc.getConfiguration(), iceServers});
     } catch (err) {
-      console.warn('[alisay] setConfiguration failed', err instanceof Error ? err.name : err);
+      console.warn(
+          '[alisay] setConfiguration failed',
+          err instanceof Error ? err.name : err,
+      );
     }
   }
 
@@ -236,7 +285,13 @@ export class Call extends EventTarget {
   /** @private Sends the current local description, right after it was set. */
   sendDescription() {
     const desc = this.pc.localDescription;
-    if (this.closed || !desc || (desc.type !== 'offer' && desc.type !== 'answer')) return;
+    if (
+      this.closed ||
+      !desc ||
+      (desc.type !== 'offer' && desc.type !== 'answer')
+    ) {
+      return;
+    }
     this.send({type: desc.type, sdp: desc.sdp});
   }
 

@@ -1,17 +1,25 @@
 /**
- * @file Local camera and microphone. Called only after an explicit action of the user
- * (Start, or Test camera and microphone), never on page load (SPEC §7.6).
+ * @file Local camera and microphone. Called only after an explicit action of
+ *     the user (Start, or Test camera and microphone), never on page load (SPEC
+ *     §7.6).
  */
 
 /**
- * @typedef {{stream: MediaStream, error?: undefined}
- *   | {stream?: undefined, error: string, detail: string}} MediaResult
- *   `error` is one of `insecure`, `media-denied`, `media-not-found`, `media-busy`,
- *   `media-error`.
+ * @typedef {{stream: MediaStream, error?: undefined} | {stream?: undefined,
+ *     error: string, detail: string}} MediaResult `error` is one of `insecure`,
+ *     `media-denied`, `media-not-found`, `media-busy`, `media-error`.
  */
 
-const AUDIO = {echoCancellation: true, noiseSuppression: true, autoGainControl: true};
-const VIDEO = {width: {ideal: 1280}, height: {ideal: 720}, frameRate: {ideal: 30}};
+const AUDIO = {
+  echoCancellation: true,
+  noiseSuppression: true,
+  autoGainControl: true,
+};
+const VIDEO = {
+  width: {ideal: 1280},
+  height: {ideal: 720},
+  frameRate: {ideal: 30},
+};
 
 /**
  * Maps a `getUserMedia` rejection to an error code of the page.
@@ -39,7 +47,8 @@ function codeOf(err) {
 }
 
 /**
- * Opens camera and microphone; falls back to the microphone alone when there is no camera.
+ * Opens camera and microphone; falls back to the microphone alone when there is
+ * no camera.
  * @return {Promise<MediaResult>} never rejects
  */
 export async function openLocalMedia() {
@@ -47,7 +56,12 @@ export async function openLocalMedia() {
     return {error: 'insecure', detail: 'navigator.mediaDevices is missing'};
   }
   try {
-    return {stream: await navigator.mediaDevices.getUserMedia({audio: AUDIO, video: VIDEO})};
+    return {
+      stream: await navigator.mediaDevices.getUserMedia({
+        audio: AUDIO,
+        video: VIDEO,
+      }),
+    };
   } catch (err) {
     const code = codeOf(err);
     if (code !== 'media-not-found') {
@@ -58,6 +72,9 @@ export async function openLocalMedia() {
   try {
     return {stream: await navigator.mediaDevices.getUserMedia({audio: AUDIO})};
   } catch (err) {
-    return {error: codeOf(err), detail: err instanceof Error ? err.name : 'unknown'};
+    return {
+      error: codeOf(err),
+      detail: err instanceof Error ? err.name : 'unknown',
+    };
   }
 }

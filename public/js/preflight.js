@@ -1,14 +1,16 @@
 /**
- * @file Relay preflight (SPEC §7.6): before asking for camera and microphone in Relay-only
- * mode, prove that the TURN server hands out a relay candidate with the issued credentials.
+ * @file Relay preflight (SPEC §7.6): before asking for camera and microphone in
+ *     Relay-only mode, prove that the TURN server hands out a relay candidate
+ *     with the issued credentials.
  */
 
 /**
- * Gathers ICE candidates with `iceTransportPolicy: "relay"` on a throwaway connection and
- * waits for one of type `relay`.
+ * Gathers ICE candidates with `iceTransportPolicy: "relay"` on a throwaway
+ * connection and waits for one of type `relay`.
  * @param {RTCIceServer[]} iceServers from `joined` / `ice-servers`
  * @param {number} [timeoutMs=8000] how long to wait for a relay candidate
- * @return {Promise<boolean>} true when a relay candidate appeared in time; never rejects
+ * @return {Promise<boolean>} true when a relay candidate appeared in time;
+ *     never rejects
  */
 export async function relayPreflight(iceServers, timeoutMs = 8000) {
   /** @type {RTCPeerConnection} */
@@ -16,7 +18,10 @@ export async function relayPreflight(iceServers, timeoutMs = 8000) {
   try {
     pc = new RTCPeerConnection({iceServers, iceTransportPolicy: 'relay'});
   } catch (err) {
-    console.warn('[alisay] relay preflight: bad configuration', err instanceof Error ? err.name : err);
+    console.warn(
+        '[alisay] relay preflight: bad configuration',
+        err instanceof Error ? err.name : err,
+    );
     return false;
   }
   try {
@@ -30,7 +35,10 @@ export async function relayPreflight(iceServers, timeoutMs = 8000) {
       pc.onicecandidate = ({candidate}) => {
         if (!candidate) {
           done(false); // Gathering finished without a relay candidate.
-        } else if (candidate.type === 'relay' || / typ relay( |$)/.test(candidate.candidate)) {
+        } else if (
+          candidate.type === 'relay' ||
+          / typ relay( |$)/.test(candidate.candidate)
+        ) {
           done(true);
         }
       };

@@ -1,18 +1,40 @@
 /**
- * @file The signaling socket (docs/protocol.md): `GET /ws` on the page's own origin with no
- * query string, `join` first, heartbeats, and reconnection with exponential backoff and
- * `resume` when the socket drops. The media path does not depend on it.
+ * @file The signaling socket (docs/protocol.md): `GET /ws` on the page's own
+ *     origin with no query string, `join` first, heartbeats, and reconnection
+ *     with exponential backoff and `resume` when the socket drops. The media
+ *     path does not depend on it.
  *
  * Events (all `CustomEvent`s, `detail` as noted):
  * - `joined`: `{msg, first}` — admission; `first` is false after a reconnect.
- * - `message`: `{msg}` — any other server message except `heartbeat-ack`, quiet `not-ready`
- *   errors, and `error`/`bye` (which end in `failed` or `reconnecting`).
- * - `reconnecting`: `{reason: 'restart'|'lost', delayMs}` — the socket dropped, retrying.
- * - `failed`: `{code}` — the session is over and will not be retried; `code` is a server error
- *   code, `replaced`, `idle`, `unreachable` or `http-<status>`.
+ * - `message`: `{msg}` — any other server message except `heartbeat-ack`, quiet
+ *   `not-ready` errors, and `error`/`bye` (which end in `failed` or
+ *   `reconnecting`).
+ * - `reconnecting`: `{reason: 'restart'|'lost', delayMs}` — the socket dropped,
+ *   retrying.
+ * - `failed`: `{code}` — the session is over and will not be retried; `code` is
+ *   a server error code, `replaced`, `idle`, `unreachable` or `http-<status>`.
  */
 
-/** Close codes that end the session without a retry, by the error code they stand for. */
+/**
+ * A message to the server, as protocol.md names it.
+ * @typedef {{type: string, [key: string]: unknown}} OutMessage
+ */
+
+/**
+ * What a session needs: `register` registers the room again (`POST /rooms`)
+ * before each reconnect and resolves to the HTTP status (0 when the network
+ * failed); `resumeId` gives the sessionId to resume, if any.
+ * @typedef {{
+ *   roomId: string,
+ *   register: function(): Promise<number>,
+ *   resumeId: function(): (string|null),
+ * }} SignalingOptions
+ */
+
+/**
+ * Close codes that end the session without a retry, by the error code they
+ * stand for.
+ */
 const FATAL_CLOSE = new Map([
   [4000, 'invalid-message'],
   [4001, 'join-timeout'],
@@ -28,23 +50,20 @@ const FATAL_CLOSE = new Map([
 /** Backoff: 0.5 s doubling to 8 s, with jitter. */
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 8000;
-/** Attempts before giving up: few before the first admission, more once in a call. */
+/**
+ * Attempts before giving up: few before the first admission, more once in a
+ * call.
+ */
 const MAX_ATTEMPTS_BEFORE_ADMISSION = 4;
 const MAX_ATTEMPTS_AFTER_ADMISSION = 60;
-/** How long an open socket may wait for `joined` before we drop it and retry. */
+/**
+ * How long an open socket may wait for `joined` before we drop it and retry.
+ */
 const JOIN_WAIT_MS = 10000;
 
 /** One signaling session for one room, across reconnects. */
 export class Signaling extends EventTarget {
-  /**
-   * @param {{
-   *   roomId: string,
-   *   register: () => Promise<number>,
-   *   resumeId: () => (string|null),
-   * }} opts `register` re-registers the room (POST /rooms) before each reconnect and resolves
-   *   to the HTTP status (0 when the network failed); `resumeId` gives the sessionId to
-   *   resume, if any.
-   */
+  /** @param {SignalingOptions} opts */
   constructor(opts) {
     super();
     this.opts = opts;
@@ -57,7 +76,9 @@ export class Signaling extends EventTarget {
     /** Set by {@link close}: nothing more happens after it. */
     this.closed = false;
     this.attempt = 0;
-    /** @type {string|null} error code of the last `error` message on this socket */
+    /**
+     * @type {string|null} error code of the last `error` message on this socket
+     */
     this.lastError = null;
     /** @type {string|null} */
     this.byeReason = null;
@@ -82,14 +103,18 @@ export class Signaling extends EventTarget {
   }
 
   /**
-   * Sends one message in order. Messages other than `join` are dropped while the socket is not
-   * admitted (the server would refuse them; negotiation restarts after `start`).
-   * @param {{type: string, [key: string]: unknown}} msg
+   * Sends one message in order. Messages other than `join` are dropped while
+   * the socket is not admitted (the server would refuse them; negotiation
+   * restarts after `start`).
+   * @param {OutMessage} msg
    * @return {boolean} whether it was sent
    */
   send(msg) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN ||
-        (!this.admitted && msg.type !== 'join')) {
+    if (
+      !this.ws ||
+      this.ws.readyState !== WebSocket.OPEN ||
+      (!this.admitted && msg.type !== 'join')
+    ) {
       if (msg.type !== 'ice' && msg.type !== 'heartbeat') {
         console.info('[alisay] signaling: not connected, dropped', msg.type);
       }
@@ -163,7 +188,9 @@ export class Signaling extends EventTarget {
         return;
       case 'error':
         if (msg.code === 'not-ready') {
-          console.info('[alisay] signaling: message refused before start (not-ready)');
+          console.info(
+              '[alisay] signaling: message refused before start (not-ready)',
+          );
           return;
         }
         console.warn('[alisay] signaling: server error', msg.code);
@@ -189,13 +216,19 @@ export class Signaling extends EventTarget {
     this.admitted = false;
     if (this.closed) return;
     console.info('[alisay] signaling: socket closed', ev.code);
-    const fatal = this.lastError ?? FATAL_CLOSE.get(ev.code) ??
-      (this.byeReason === 'replaced' || this.byeReason === 'idle' ? this.byeReason : null);
+    const fatal =
+      this.lastError ??
+      FATAL_CLOSE.get(ev.code) ??
+      (this.byeReason === 'replaced' || this.byeReason === 'idle' ?
+        this.byeReason :
+        null);
     if (fatal) {
       this.fail(fatal);
       return;
     }
-    this.scheduleRetry(this.byeReason === 'restart' || ev.code === 1012 ? 'restart' : 'lost');
+    this.scheduleRetry(
+        this.byeReason === 'restart' || ev.code === 1012 ? 'restart' : 'lost',
+    );
   }
 
   /** @private Drops a socket that looks dead and retries. */
@@ -229,13 +262,15 @@ export class Signaling extends EventTarget {
    * @param {'restart'|'lost'} reason
    */
   scheduleRetry(reason) {
-    const max = this.everAdmitted ? MAX_ATTEMPTS_AFTER_ADMISSION : MAX_ATTEMPTS_BEFORE_ADMISSION;
+    const max = this.everAdmitted ?
+      MAX_ATTEMPTS_AFTER_ADMISSION :
+      MAX_ATTEMPTS_BEFORE_ADMISSION;
     if (this.attempt >= max) {
       this.fail('unreachable');
       return;
     }
     const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
-    const delayMs = Math.round(cap / 2 + Math.random() * cap / 2);
+    const delayMs = Math.round(cap / 2 + (Math.random() * cap) / 2);
     this.attempt += 1;
     this.emit('reconnecting', {reason, delayMs});
     clearTimeout(this.retryTimer);
@@ -248,7 +283,8 @@ export class Signaling extends EventTarget {
    */
   async retry(reason) {
     if (this.closed) return;
-    // A restarted server forgot generated rooms: register again (200 if it still knows it).
+    // A restarted server forgot generated rooms: register again (200 if it
+    // still knows it).
     const status = await this.opts.register();
     if (this.closed) return;
     if (status === 200 || status === 201) {

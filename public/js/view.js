@@ -1,6 +1,6 @@
 /**
- * @file The page's DOM. Only `textContent`, attributes and properties are set here, never
- * `innerHTML`, so no peer or server data can become markup.
+ * @file The page's DOM. Only `textContent`, attributes and properties are set
+ *     here, never `innerHTML`, so no peer or server data can become markup.
  */
 
 /**
@@ -26,8 +26,11 @@ function byId(id) {
  * }} Controls what the buttons may do now
  */
 
+/** @typedef {import('./stats.js').Sample} Sample */
+
 /** The elements of index.html and how they show the state of the call. */
 export class View {
+  /** Finds every element; throws if index.html lacks one. */
   constructor() {
     this.generateBox = byId('generate-box');
     this.generate = /** @type {HTMLButtonElement} */ (byId('generate'));
@@ -54,14 +57,16 @@ export class View {
   /** @return {'relay'|'auto'} the chosen mode */
   get mode() {
     const checked = /** @type {HTMLInputElement|null} */ (
-      this.modeBox.querySelector('input[name="mode"]:checked'));
+      this.modeBox.querySelector('input[name="mode"]:checked')
+    );
     return checked?.value === 'auto' ? 'auto' : 'relay';
   }
 
   /** @param {'relay'|'auto'} mode */
   set mode(mode) {
     const input = /** @type {HTMLInputElement|null} */ (
-      this.modeBox.querySelector(`input[name="mode"][value="${mode}"]`));
+      this.modeBox.querySelector(`input[name="mode"][value="${mode}"]`)
+    );
     if (input) input.checked = true;
   }
 
@@ -94,7 +99,10 @@ export class View {
     this.useAuto.hidden = code !== 'relay-unavailable';
   }
 
-  /** @param {string|null} link the invite link, or null when there is no valid room */
+  /**
+   * @param {string|null} link the invite link, or null when there is no valid
+   *     room
+   */
   setInvite(link) {
     this.generateBox.hidden = link !== null;
     this.inviteBox.hidden = link === null;
@@ -111,7 +119,8 @@ export class View {
   /** @param {Controls} c */
   setControls(c) {
     document.body.classList.toggle('in-call', c.inSession);
-    // Before a call (and without a camera test) the empty video area and controls are noise.
+    // Before a call (and without a camera test) the empty video area and
+    // controls are noise.
     document.body.classList.toggle('quiet', !c.inSession && !c.hasMedia);
     this.start.disabled = !c.hasRoom || c.inSession || c.testing;
     this.testMedia.hidden = c.hasMedia || c.inSession;
@@ -124,12 +133,13 @@ export class View {
     this.mute.textContent = c.hasMedia && c.muted ? 'Unmute' : 'Mute';
     this.camera.disabled = !c.hasVideo;
     this.camera.setAttribute('aria-pressed', String(c.hasVideo && c.cameraOff));
-    this.camera.textContent = c.hasVideo && c.cameraOff ? 'Camera on' : 'Camera off';
+    this.camera.textContent =
+      c.hasVideo && c.cameraOff ? 'Camera on' : 'Camera off';
   }
 
   /**
    * Shows in-call statistics, or hides them.
-   * @param {import('./stats.js').Sample|null} s
+   * @param {?Sample} s
    */
   setStats(s) {
     if (!s) {
@@ -141,8 +151,12 @@ export class View {
     const parts = [s.transport];
     if (s.rttMs !== null) parts.push(`round trip ${Math.round(s.rttMs)} ms`);
     if (s.jitterMs !== null) parts.push(`jitter ${Math.round(s.jitterMs)} ms`);
-    if (s.lossPercent !== null) parts.push(`loss ${s.lossPercent.toFixed(1)} %`);
-    if (s.mos !== null) parts.push(`quality ${s.mos.toFixed(1)} of 5 (estimate)`);
+    if (s.lossPercent !== null) {
+      parts.push(`loss ${s.lossPercent.toFixed(1)} %`);
+    }
+    if (s.mos !== null) {
+      parts.push(`quality ${s.mos.toFixed(1)} of 5 (estimate)`);
+    }
     this.stats.textContent = parts.join(' · ');
     this.stats.hidden = false;
   }
@@ -168,8 +182,11 @@ export class View {
     video.closest('figure')?.classList.toggle('live', stream !== null);
     if (stream) {
       video.play().catch((err) => {
-        // AbortError: the stream was replaced or removed before playing; nothing to report.
-        if (err?.name !== 'AbortError') console.info('[alisay] autoplay refused', err?.name);
+        // AbortError: the stream was replaced or removed before playing;
+        // nothing to report.
+        if (err?.name !== 'AbortError') {
+          console.info('[alisay] autoplay refused', err?.name);
+        }
       });
     }
   }
