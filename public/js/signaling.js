@@ -234,7 +234,7 @@ export class Signaling extends EventTarget {
   /** @private Drops a socket that looks dead and retries. */
   lost() {
     if (this.closed) return;
-    this.dropSocket(4000);
+    this.dropSocket(1000);
     this.scheduleRetry('lost');
   }
 
