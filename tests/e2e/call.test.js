@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
+import { seriousViolations } from "./lib/a11y.js";
 import { Caller, launchBrowser } from "./lib/browser.js";
 import {
   assertFramesGrowing,
@@ -464,6 +465,45 @@ scenario(
   },
   { server: () => noTurn },
 );
+
+scenario("k. accessibility: no serious or critical axe-core violations on each screen; keyboard reaches Start", async () => {
+  const found = [];
+  const check = async (c, screen) => {
+    for (const v of await seriousViolations(c)) found.push(`${screen}: ${v}`);
+  };
+  const A = await open("k-a11y-A");
+  await A.page.goto(`${dep.origin}/`);
+  await waitState(A, "idle");
+  await check(A, "start page");
+  // Keyboard only: Tab reaches Generate room, Enter presses it, Tab reaches Start.
+  const focusable = async (id) => {
+    for (let i = 0; i < 25; i++) {
+      await A.page.keyboard.press("Tab");
+      if (await A.page.evaluate((x) => document.activeElement?.id === x, id)) return true;
+    }
+    return false;
+  };
+  assert.ok(await focusable("generate"), "Tab reaches Generate room");
+  await A.page.keyboard.press("Enter");
+  await waitState(A, "ready");
+  await check(A, "room generated");
+  assert.ok(await focusable("start"), "Tab reaches Start");
+  await A.page.keyboard.press("Enter");
+  await waitState(A, "waiting");
+  await check(A, "waiting for the other person");
+  const link = await inviteLink(A);
+  parseInvite(link, dep.origin);
+  const B = await open("k-a11y-B");
+  await joinByInvite(B, A, link);
+  await check(B, "in a call");
+  const C = await open("k-a11y-C");
+  await C.page.goto(link);
+  await waitState(C, "ready");
+  await C.page.click("#start");
+  await C.page.waitForSelector('#error[data-code="room-full"]', { state: "visible", timeout: 10_000 });
+  await check(C, "room full");
+  assert.deepEqual(found, [], `axe-core violations (details in out/k-a11y-*.console.log):\n  ${found.join("\n  ")}`);
+});
 
 scenario(
   "start-to-video time in relay-only mode (5 fresh rooms)",
