@@ -38,10 +38,15 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing socket waits for the client's side of the close handshake.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Sockets beyond `server.max_connections` that are still upgraded, only to be told
+/// `server-busy` (4013) and closed at once; past these, upgrades get a plain 503.
+const BUSY_SOCKETS: usize = 64;
 
 /// Checks and answers the upgrade: 400 with any query string (room ids never go in URLs),
-/// 403 for a foreign or missing `Origin`, 400 for a malformed upgrade, 503 when
-/// `server.max_connections` sockets are open; otherwise 101 and a session task.
+/// 403 for a foreign or missing `Origin`, 400 for a malformed upgrade; otherwise 101 and a
+/// session task. When `server.max_connections` sockets are open, the socket is told
+/// `error server-busy` and closed with 4013 (what a browser can see; it cannot read a 503),
+/// and past a few dozen such sockets more, upgrades get 503.
 pub fn upgrade(
     app: Arc<App>,
     ip: IpAddr,
@@ -73,15 +78,18 @@ pub fn upgrade(
         return plain(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n");
     };
     let max = app.config.server.max_connections;
-    if app.connections.fetch_add(1, Ordering::AcqRel) >= max {
+    let open = app.connections.fetch_add(1, Ordering::AcqRel);
+    if open >= max.saturating_add(BUSY_SOCKETS) {
         app.connections.fetch_sub(1, Ordering::AcqRel);
         return plain(StatusCode::SERVICE_UNAVAILABLE, "server at capacity\n");
     }
+    let busy = open >= max;
     let accept = derive_accept_key(key.as_bytes());
     let peer = app.next_peer_id();
     let task_app = app.clone();
     app.tasks.spawn(async move {
         match on_upgrade.await {
+            Ok(upgraded) if busy => refuse_busy(&task_app, upgraded).await,
             Ok(upgraded) => session(&task_app, peer, ip, upgraded).await,
             Err(e) => debug!(cause = %e, "upgrade failed"),
         }
@@ -114,19 +122,36 @@ enum End {
     Close(u16),
 }
 
-#[tracing::instrument(skip_all, fields(peer = peer))]
-async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgrade::Upgraded) {
-    let sig = &app.config.signaling;
-    let max_message = usize::try_from(sig.max_message_bytes.as_u64()).unwrap_or(usize::MAX);
-    let max_sdp = usize::try_from(sig.max_sdp_bytes.as_u64()).unwrap_or(usize::MAX);
+/// The server side of an upgraded connection, with our buffer sizes and message limits.
+async fn server_socket(app: &App, upgraded: hyper::upgrade::Upgraded) -> Socket {
+    let max_message =
+        usize::try_from(app.config.signaling.max_message_bytes.as_u64()).unwrap_or(usize::MAX);
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(max_message.saturating_mul(4).max(256 * 1024))
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
-    let mut ws: Socket =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await
+}
+
+/// A socket over `server.max_connections`: `error server-busy`, close 4013.
+async fn refuse_busy(app: &App, upgraded: hyper::upgrade::Upgraded) {
+    let mut ws = server_socket(app, upgraded).await;
+    debug!("refusing a socket: server.max_connections reached");
+    if error(&mut ws, ErrorCode::ServerBusy, "the server is at capacity")
+        .await
+        .is_ok()
+    {
+        close_socket(&mut ws, close::SERVER_BUSY).await;
+    }
+}
+
+#[tracing::instrument(skip_all, fields(peer = peer))]
+async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgrade::Upgraded) {
+    let sig = &app.config.signaling;
+    let max_sdp = usize::try_from(sig.max_sdp_bytes.as_u64()).unwrap_or(usize::MAX);
+    let mut ws = server_socket(app, upgraded).await;
 
     let (tx, mut rx) = mpsc::channel(sig.outbox_messages.max(1));
     let overflow = CancellationToken::new();
@@ -251,32 +276,37 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
         End::Gone => debug!("socket closed by peer"),
         End::Close(code) => {
             debug!(code, "closing socket");
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: close_reason(code).into(),
-            };
-            // A client that does not read will not take a close frame either: don't wait long.
-            let write_timeout = if code == close::SLOW_CONSUMER {
-                CLOSE_LINGER
-            } else {
-                WRITE_TIMEOUT
-            };
-            if timeout(write_timeout, ws.close(Some(frame))).await.is_ok() {
-                // Let the client answer the close so its `onclose` sees our code; bounded.
-                let _ = timeout(CLOSE_LINGER, async {
-                    while let Some(Ok(_)) = ws.next().await {}
-                    // A refused frame ends the stream with its bytes unread, and closing a
-                    // TCP socket with unread input sends a reset, upon which the client's
-                    // kernel may discard our error and close frames before they are read.
-                    // So: FIN, then discard input until the client closes too.
-                    let io = ws.get_mut();
-                    let _ = io.shutdown().await;
-                    let mut scratch = [0u8; 4096];
-                    while matches!(io.read(&mut scratch).await, Ok(n) if n > 0) {}
-                })
-                .await;
-            }
+            close_socket(&mut ws, code).await;
         }
+    }
+}
+
+/// Sends a close frame with `code` and lingers (bounded) for the client's close.
+async fn close_socket(ws: &mut Socket, code: u16) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: close_reason(code).into(),
+    };
+    // A client that does not read will not take a close frame either: don't wait long.
+    let write_timeout = if code == close::SLOW_CONSUMER {
+        CLOSE_LINGER
+    } else {
+        WRITE_TIMEOUT
+    };
+    if timeout(write_timeout, ws.close(Some(frame))).await.is_ok() {
+        // Let the client answer the close so its `onclose` sees our code; bounded.
+        let _ = timeout(CLOSE_LINGER, async {
+            while let Some(Ok(_)) = ws.next().await {}
+            // A refused frame ends the stream with its bytes unread, and closing a TCP
+            // socket with unread input sends a reset, upon which the client's kernel may
+            // discard our error and close frames before they are read. So: FIN, then
+            // discard input until the client closes too.
+            let io = ws.get_mut();
+            let _ = io.shutdown().await;
+            let mut scratch = [0u8; 4096];
+            while matches!(io.read(&mut scratch).await, Ok(n) if n > 0) {}
+        })
+        .await;
     }
 }
 
