@@ -36,16 +36,35 @@ const TURN_URLS: [&str; 3] = [
 /// Runs the calling test `name` again inside a fresh loopback-only network namespace and
 /// asserts it passed there. Returns `true` when already inside (the caller runs its body).
 fn in_netns(name: &str) -> bool {
+    in_netns_with_hosts(name, None)
+}
+
+/// [`in_netns`], with `/etc/hosts` replaced by `hosts` inside the namespace (a private mount
+/// namespace too, so the machine's own file is never touched).
+fn in_netns_with_hosts(name: &str, hosts: Option<&str>) -> bool {
     if std::env::var_os(IN_NETNS).is_some() {
         return true;
     }
     let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let hosts_file = dir.path().join("hosts");
+    std::fs::write(&hosts_file, hosts.unwrap_or_default()).expect("write hosts");
     let out = Command::new("timeout")
-        .args(["--kill-after=5", "120", "unshare", "-n", "--", "sh", "-c"])
-        .arg(r#"ip link set lo up && exec "$0" "$@""#)
+        .args(["--kill-after=5", "120", "unshare", "-n", "-m", "--", "sh", "-c"])
+        .arg(
+            r#"ip link set lo up && { [ -z "$PROBE_TEST_HOSTS" ] || mount --bind "$PROBE_TEST_HOSTS" /etc/hosts; } && exec "$0" "$@""#,
+        )
         .arg(&exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(IN_NETNS, "1")
+        .env(
+            "PROBE_TEST_HOSTS",
+            if hosts.is_some() {
+                hosts_file.as_os_str()
+            } else {
+                std::ffi::OsStr::new("")
+            },
+        )
         .output()
         .expect("run unshare (util-linux) and timeout (coreutils)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -63,6 +82,8 @@ fn in_netns(name: &str) -> bool {
 struct Stack {
     dir: tempfile::TempDir,
     children: Vec<(&'static str, Child)>,
+    /// The `public_origin` and the origin probed.
+    origin: String,
 }
 
 impl Drop for Stack {
@@ -75,10 +96,11 @@ impl Drop for Stack {
 }
 
 impl Stack {
-    fn new() -> Stack {
+    fn new(origin: &str) -> Stack {
         Stack {
             dir: tempfile::tempdir().expect("a temp dir"),
             children: Vec::new(),
+            origin: origin.to_owned(),
         }
     }
 
@@ -201,17 +223,24 @@ impl Stack {
         ]);
     }
 
-    /// Writes `alisay.yaml` (development mode on 127.0.0.1:8787, TURN on UDP/TCP 3478 and TLS
-    /// 5349, the secret in `secret`) with `extra` appended at the top level.
-    fn write_config(&self, extra: &str) -> PathBuf {
+    /// The config text: development mode, `alisay serve` on 127.0.0.1:8787, TURN on UDP/TCP
+    /// 3478 and TLS 5349 with the secret in `secret`, `extra` appended at the top level, and
+    /// coturn's runtime files in the temp dir when `coturn_runtime` (`alisay render` wants
+    /// that directory under /run, `alisay coturn-config` takes any).
+    fn config_text(&self, coturn_runtime: bool, extra: &str) -> String {
         let d = self.dir.path().display();
         let urls: String = TURN_URLS
             .iter()
             .map(|u| format!("    - \"{u}\"\n"))
             .collect();
-        let text = format!(
+        let paths = if coturn_runtime {
+            format!("paths:\n  coturn_runtime_dir: {d}/run\n")
+        } else {
+            String::new()
+        };
+        format!(
             "mode: development\n\
-             public_origin: \"{ORIGIN}\"\n\
+             public_origin: \"{origin}\"\n\
              server:\n  listen: \"127.0.0.1:8787\"\n\
              turn:\n  urls:\n{urls}\
              \x20 secret_file: {d}/secret\n\
@@ -219,12 +248,74 @@ impl Stack {
              \x20 listening_ips: [\"127.0.0.1\", \"::1\"]\n\
              \x20 tls_cert: {d}/leaf.pem\n\
              \x20 tls_key: {d}/leaf.key\n\
-             paths:\n  coturn_runtime_dir: {d}/run\n\
-             {extra}"
-        );
+             {paths}{extra}",
+            origin = self.origin
+        )
+    }
+
+    /// Writes `alisay.yaml` (see [`Stack::config_text`]).
+    fn write_config(&self, extra: &str) -> PathBuf {
         let p = self.path("alisay.yaml");
-        std::fs::write(&p, text).expect("write alisay.yaml");
+        std::fs::write(&p, self.config_text(true, extra)).expect("write alisay.yaml");
         p
+    }
+
+    /// Renders the Nginx site with `alisay render` (same config, `extra` included), wraps it
+    /// in a test `http {}` block, checks it with `nginx -t` and starts nginx on it; waits for
+    /// 127.0.0.1:8443.
+    fn start_nginx(&mut self, extra: &str) {
+        let d = self.dir.path().display().to_string();
+        let render_config = self.path("render.yaml");
+        std::fs::write(&render_config, self.config_text(false, extra)).expect("write render.yaml");
+        let status = Command::new(ALISAY)
+            .args(["render", "--config"])
+            .arg(&render_config)
+            .arg("--out")
+            .arg(self.path("rendered"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run alisay render");
+        assert!(status.success(), "alisay render failed");
+        std::fs::create_dir_all(self.path("nginx-tmp")).expect("mkdir nginx-tmp");
+        let conf = self.path("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nuser root root;\npid {d}/nginx.pid;\nerror_log {d}/nginx.log;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n  access_log off;\n\
+                 \x20 client_body_temp_path {d}/nginx-tmp/body;\n\
+                 \x20 proxy_temp_path {d}/nginx-tmp/proxy;\n\
+                 \x20 fastcgi_temp_path {d}/nginx-tmp/fastcgi;\n\
+                 \x20 uwsgi_temp_path {d}/nginx-tmp/uwsgi;\n\
+                 \x20 scgi_temp_path {d}/nginx-tmp/scgi;\n\
+                 \x20 include {d}/rendered/nginx/alisay.conf;\n}}\n"
+            ),
+        )
+        .expect("write nginx.conf");
+        let check = Command::new("nginx")
+            .arg("-t")
+            .arg("-p")
+            .arg(self.dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .output()
+            .expect("run nginx -t (apt-get install nginx)");
+        assert!(
+            check.status.success(),
+            "nginx -t refused the rendered site: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        self.spawn(
+            "nginx",
+            Command::new("nginx")
+                .arg("-p")
+                .arg(self.dir.path())
+                .arg("-c")
+                .arg(&conf),
+            "nginx.stdout.log",
+        );
+        self.wait_for("127.0.0.1:8443");
     }
 
     /// Renders coturn's runtime config with `alisay coturn-config` (the production denied
@@ -271,9 +362,14 @@ impl Stack {
         self.wait_for("127.0.0.1:8787");
     }
 
-    /// The whole good stack: certificates, secret, config (plus `extra`), rendered coturn.
+    /// The whole good stack for [`ORIGIN`]: see [`Stack::good_at`].
     fn good(extra: &str) -> (Stack, PathBuf, String) {
-        let stack = Stack::new();
+        Stack::good_at(ORIGIN, extra)
+    }
+
+    /// Certificates, secret, config for `origin` (plus `extra`), rendered coturn config.
+    fn good_at(origin: &str, extra: &str) -> (Stack, PathBuf, String) {
+        let stack = Stack::new(origin);
         stack.make_certs();
         stack.write_private("secret", &hex::encode(rand::random::<[u8; 32]>()));
         let config = stack.write_config(extra);
@@ -281,13 +377,21 @@ impl Stack {
         (stack, config, conf)
     }
 
-    /// Runs `alisay probe ORIGIN --turn-secret-file secret --ca-file ca.pem` plus `extra`.
+    /// Runs `alisay probe <origin> --turn-secret-file secret --ca-file ca.pem` plus `extra`.
     fn probe(&self, extra: &[&str], stdin: Option<&str>) -> Output {
+        self.probe_with(
+            &["--ca-file", self.path("ca.pem").to_str().expect("utf-8")],
+            extra,
+            stdin,
+        )
+    }
+
+    /// Runs `alisay probe <origin> --turn-secret-file secret` plus `trust` and `extra`.
+    fn probe_with(&self, trust: &[&str], extra: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(ALISAY);
-        cmd.args(["probe", ORIGIN, "--turn-secret-file"])
+        cmd.args(["probe", &self.origin, "--turn-secret-file"])
             .arg(self.path("secret"))
-            .arg("--ca-file")
-            .arg(self.path("ca.pem"))
+            .args(trust)
             .args(extra)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -561,6 +665,13 @@ fn coturn_with_cidr_denied_ranges_is_flagged_as_an_open_relay() {
         String::from_utf8_lossy(&out.stdout)
             .contains("permission granted: the relay would reach 10.0.0.1")
     );
+    // The premise: coturn itself said it dropped the lines.
+    assert!(
+        stack
+            .log("coturn.log")
+            .contains("Wrong address format: 10.0.0.0/8"),
+        "coturn did not report the dropped CIDR line"
+    );
 }
 
 #[test]
@@ -617,4 +728,74 @@ fn unusable_options_exit_64_before_any_traffic() {
         assert_eq!(out.status.code(), Some(64), "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}: no checks ran");
     }
+}
+
+#[test]
+fn https_site_behind_the_rendered_nginx_passes_every_check_including_hsts() {
+    // `localhost` is ::1 first, then 127.0.0.1, but nginx and coturn listen on 127.0.0.1 only:
+    // the probe must try each address, over TCP (https, turns) and UDP (turn) alike.
+    if !in_netns_with_hosts(
+        "https_site_behind_the_rendered_nginx_passes_every_check_including_hsts",
+        Some("::1 localhost\n127.0.0.1 localhost\n"),
+    ) {
+        return;
+    }
+    let (mut stack, config, _) = Stack::good_at("https://localhost:8443", "");
+    // The site on 127.0.0.1:8443 (and :8080), with the test leaf and every path in the temp dir.
+    let nginx = format!(
+        "nginx:\n  server_name: localhost\n  listen_address: 127.0.0.1\n  https_port: 8443\n\
+         \x20 http_port: 8080\n  tls_cert: {d}/leaf.pem\n  tls_key: {d}/leaf.key\n\
+         \x20 acme_root: {d}/acme\n  access_log: {d}/access.log\n  error_log: {d}/error.log\n",
+        d = stack.dir.path().display()
+    );
+    let text = stack
+        .config_text(true, &nginx)
+        .replace(
+            "turn:127.0.0.1:3478?transport=udp",
+            "turn:localhost:3478?transport=udp",
+        )
+        .replace("[\"127.0.0.1\", \"::1\"]", "[\"127.0.0.1\"]");
+    std::fs::write(&config, text).expect("rewrite alisay.yaml");
+    let conf = stack.render_coturn(&config);
+    assert!(!conf.contains("listening-ip=::1"));
+    stack.start(&config, &conf);
+    stack.start_nginx(&nginx);
+
+    let out = stack.probe(&[], None);
+    assert_eq!(out.status.code(), Some(0), "the https stack must pass");
+    assert_no_secrets(&out);
+    assert_eq!(names_with(&out, "FAIL"), BTreeSet::new());
+    // HSTS applies over https; only the IPv6 deny checks are n/a (coturn has no IPv6 relay
+    // address here: it listens on 127.0.0.1 only).
+    assert_eq!(
+        names_with(&out, "SKIP"),
+        BTreeSet::from(["turn-deny ipv6".to_owned()])
+    );
+    for url in [
+        "turn:localhost:3478?transport=udp",
+        "turn:127.0.0.1:3478?transport=tcp",
+        "turns:localhost:5349?transport=tcp",
+    ] {
+        assert!(
+            names_with(&out, "PASS").contains(&format!("turn-allocate {url}")),
+            "{url}"
+        );
+    }
+    let pass = names_with(&out, "PASS");
+    for name in HTTP_CHECKS
+        .iter()
+        .chain(&["header-hsts", "join", "ice-servers"])
+    {
+        assert!(pass.contains(*name), "no PASS line for {name}");
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("max-age=63072000"));
+
+    // Without the test CA the certificate is untrusted: every HTTPS check fails, none passes.
+    let out = stack.probe_with(&[], &["--no-turn"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(names_with(&out, "PASS").is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("TLS with localhost failed"),
+        "the failure names TLS"
+    );
 }

@@ -195,36 +195,60 @@ pub fn tls_connector(ca_file: Option<&Path>) -> Result<TlsConnector, NetError> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// Resolves `host:port` to its first address.
+/// Resolves `host:port` to all its addresses, in resolver order.
 ///
 /// # Errors
 /// [`NetError::Resolve`] or [`NetError::NoAddress`].
-pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, NetError> {
-    let mut addrs = tokio::net::lookup_host((host, port))
+pub async fn resolve_all(host: &str, port: u16) -> Result<Vec<SocketAddr>, NetError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| NetError::Resolve {
             host: host.to_owned(),
             source,
-        })?;
-    addrs.next().ok_or_else(|| NetError::NoAddress {
-        host: host.to_owned(),
-    })
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(NetError::NoAddress {
+            host: host.to_owned(),
+        });
+    }
+    Ok(addrs)
 }
 
-/// Opens a TCP connection to `host:port`, with TLS (SNI and certificate check for `host`)
-/// when `tls` is given.
+/// Resolves `host:port` to its first address (for UDP, where "connected" proves nothing).
 ///
 /// # Errors
-/// Resolution, connection or TLS handshake failures.
+/// [`NetError::Resolve`] or [`NetError::NoAddress`].
+pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, NetError> {
+    Ok(resolve_all(host, port).await?[0])
+}
+
+/// Opens a TCP connection to `host:port` (each resolved address in turn until one answers),
+/// with TLS (SNI and certificate check for `host`) when `tls` is given.
+///
+/// # Errors
+/// Resolution, connection (the last address's error) or TLS handshake failures.
 pub async fn connect(
     host: &str,
     port: u16,
     tls: Option<&TlsConnector>,
 ) -> Result<Stream, NetError> {
-    let addr = resolve(host, port).await?;
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|source| NetError::Connect { addr, source })?;
+    let mut last = None;
+    let mut tcp = None;
+    for addr in resolve_all(host, port).await? {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(source) => last = Some(NetError::Connect { addr, source }),
+        }
+    }
+    let Some(tcp) = tcp else {
+        return Err(last.unwrap_or_else(|| NetError::NoAddress {
+            host: host.to_owned(),
+        }));
+    };
     let _ = tcp.set_nodelay(true);
     match tls {
         None => Ok(Either::Left(tcp)),

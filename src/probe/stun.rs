@@ -352,7 +352,9 @@ impl Decoded {
             return None;
         }
         let code = u16::from(v[2] & 0x07) * 100 + u16::from(v[3]);
-        Some((code, String::from_utf8_lossy(&v[4..]).into_owned()))
+        // Some servers pad the reason phrase with NULs or spaces.
+        let reason = String::from_utf8_lossy(&v[4..]);
+        Some((code, reason.trim_end_matches(['\0', ' ']).to_owned()))
     }
 
     /// A 32-bit attribute such as LIFETIME (seconds).
@@ -626,5 +628,16 @@ mod tests {
         assert_eq!(d.u32(attr::LIFETIME), Some(600));
         assert!(!d.has_integrity());
         assert!(d.verify_fingerprint().unwrap());
+        // coturn pads some reason phrases with NULs.
+        let mut m = Message::new(Class::Error, method::ALLOCATE);
+        m.push(
+            attr::ERROR_CODE,
+            [&[0, 0, 4, 40][..], b"Unsupported address family\0\0"].concat(),
+        );
+        let d = Decoded::parse(&m.encode(None, false).unwrap()).unwrap();
+        assert_eq!(
+            d.error_code(),
+            Some((440, "Unsupported address family".to_owned()))
+        );
     }
 }

@@ -19,6 +19,8 @@ use super::stun::{self, Class, Decoded, HEADER_LEN, Message, StunError, attr, me
 
 /// First UDP retransmission timeout (RFC 8489 §6.2.1 suggests 500 ms); doubled each time.
 const FIRST_RTO: Duration = Duration::from_millis(500);
+/// How long a Binding request may take when choosing among a host's UDP addresses.
+const UDP_PING: Duration = Duration::from_millis(1500);
 /// REQUESTED-TRANSPORT value for UDP relaying (protocol number 17).
 const UDP: u8 = 17;
 
@@ -123,6 +125,18 @@ impl fmt::Display for TurnUrl {
     }
 }
 
+/// A UDP socket connected to `server`.
+async fn udp_socket(server: SocketAddr) -> Result<UdpSocket, TurnError> {
+    let local: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(server).await?;
+    Ok(socket)
+}
+
 /// A connection to the TURN server.
 enum Conn {
     Udp(UdpSocket),
@@ -133,15 +147,25 @@ impl Conn {
     async fn open(url: &TurnUrl, tls: Option<&TlsConnector>) -> Result<Conn, TurnError> {
         match url.transport {
             Transport::Udp => {
-                let server = net::resolve(&url.host, url.port).await?;
-                let local: SocketAddr = if server.is_ipv4() {
-                    ([0, 0, 0, 0], 0).into()
-                } else {
-                    ([0u16; 8], 0).into()
-                };
-                let socket = UdpSocket::bind(local).await?;
-                socket.connect(server).await?;
-                Ok(Conn::Udp(socket))
+                let servers = net::resolve_all(&url.host, url.port).await?;
+                if let [only] = servers[..] {
+                    return Ok(Conn::Udp(udp_socket(only).await?));
+                }
+                // Several addresses (`localhost` is often ::1 and 127.0.0.1): use the first that
+                // answers a Binding request, as a browser would find by trying them all.
+                for server in &servers {
+                    let mut conn = Conn::Udp(udp_socket(*server).await?);
+                    let ping = Message::new(Class::Request, method::BINDING);
+                    let bytes = ping.encode(None, true)?;
+                    if conn
+                        .transact(&bytes, ping.transaction_id, UDP_PING)
+                        .await
+                        .is_ok()
+                    {
+                        return Ok(conn);
+                    }
+                }
+                Ok(Conn::Udp(udp_socket(servers[0]).await?))
             }
             Transport::Tcp => Ok(Conn::Stream(Box::new(
                 net::connect(&url.host, url.port, None).await?,
@@ -174,11 +198,8 @@ impl Conn {
                     loop {
                         match timeout_at(resend_at, socket.recv(&mut buf)).await {
                             Err(_) => break,
-                            // ICMP port unreachable shows up here: keep trying until the limit.
-                            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                                tokio::time::sleep_until(resend_at).await;
-                                break;
-                            }
+                            // Includes ICMP port unreachable (ConnectionRefused): nobody
+                            // listens there, a definite answer.
                             Ok(Err(e)) => return Err(e.into()),
                             Ok(Ok(n)) => {
                                 if let Ok(d) = Decoded::parse(&buf[..n])
