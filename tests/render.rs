@@ -774,3 +774,427 @@ fn unit_relaxations_are_rendered_only_when_needed() {
     // nginx still proxies to loopback when the server listens on the unspecified address.
     assert!(file(&files, "nginx/alisay.conf").contains("server 127.0.0.1:80;"));
 }
+
+/// Set (to anything) in the re-executed stack test inside its namespaces. Not `ALISAY_*`:
+/// the config loader reads every variable with that prefix.
+const IN_NAMESPACE: &str = "RENDER_STACK_IN_NAMESPACE";
+
+/// The rendered site in front of the real server and coturn, checked by `alisay probe` and
+/// curl: this is a deployed host minus systemd, inside a loopback-only network namespace and a
+/// private mount namespace whose /etc/hosts maps the production names to 127.0.0.1.
+#[test]
+fn rendered_site_and_coturn_serve_a_real_deployment() {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        stack_in_namespace();
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let hosts = tmp.path().join("hosts");
+    fs::write(
+        &hosts,
+        "127.0.0.1 localhost call.example.org turn.example.org\n::1 localhost ip6-localhost\n",
+    )
+    .unwrap();
+    let status = Command::new("timeout")
+        .arg("180")
+        .arg(require("unshare"))
+        .args([
+            "-n",
+            "-m",
+            "sh",
+            "-c",
+            // A veth pair gives coturn a non-loopback address to relay from, as on a real
+            // host (both ends stay inside the namespace; the benchmarking and documentation
+            // ranges are never routed anyway).
+            "ip link set lo up \
+             && ip link add alisay0 type veth peer name alisay1 \
+             && ip addr add 198.18.0.1/24 dev alisay0 \
+             && ip -6 addr add 2001:db8:ff::1/64 dev alisay0 nodad \
+             && ip link set alisay1 up && ip link set alisay0 up \
+             && mount --bind \"$HOSTS\" /etc/hosts && exec \"$0\" \"$@\"",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "rendered_site_and_coturn_serve_a_real_deployment",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("HOSTS", &hosts)
+        .env(IN_NAMESPACE, "1")
+        .status()
+        .expect("run unshare");
+    assert!(
+        status.success(),
+        "the stack test inside the namespace failed: {status}"
+    );
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        for _ in 0..30 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Proc {
+    let out = fs::File::create(log).unwrap();
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    Proc(child)
+}
+
+/// Waits (bounded) until something accepts TCP connections on `addr`.
+fn wait_tcp(addr: &str, what: &str, log: &Path) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100))
+            .is_ok()
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "{what} is not listening on {addr}:\n{}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// A test CA and a leaf for `names` (plus IP 127.0.0.1) signed by it: `(ca, cert, key)`.
+fn test_ca_and_leaf(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = require("openssl");
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    let ok = |args: &[&str]| {
+        let o = run(&openssl, args);
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o.stderr));
+    };
+    ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=alisay test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        &format!("/CN={}", names[0]),
+        "-keyout",
+        &p("leaf.key"),
+        "-out",
+        &p("leaf.csr"),
+    ]);
+    let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+    fs::write(
+        dir.join("leaf.ext"),
+        format!("subjectAltName={},IP:127.0.0.1\n", san.join(",")),
+    )
+    .unwrap();
+    ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("leaf.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("leaf.ext"),
+        "-out",
+        &p("leaf.pem"),
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    )
+}
+
+/// `curl` with the test CA; returns stdout (the `-w` format's output, or the body).
+fn curl(ca: &Path, args: &[&str]) -> String {
+    let mut all = vec!["-sS", "--max-time", "10", "--cacert", ca.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = run(&require("curl"), &all);
+    assert!(o.status.success(), "curl {args:?}: {}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+fn stack_in_namespace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // nginx workers run as `nobody` when the master is root: let them into the temp dir.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    for sub in ["logs", "run", "acme/.well-known/acme-challenge"] {
+        fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o700)).unwrap();
+    let (ca, cert, key) = test_ca_and_leaf(dir, &["call.example.org", "turn.example.org"]);
+    let secret = format!("stack-canary-{:016x}", rand::random::<u64>());
+    let secret_path = secret_file(dir, &secret);
+    let fixture_path = fixture("production.yaml");
+
+    // Render the production fixture; only paths change (test certificates, logs, ACME root).
+    let mut config = load(&fixture_path);
+    config.nginx.tls_cert = Some(cert.clone());
+    config.nginx.tls_key = Some(key.clone());
+    config.nginx.access_log = dir.join("logs/alisay.access.log");
+    config.nginx.error_log = dir.join("logs/alisay.error.log");
+    config.nginx.acme_root = Some(dir.join("acme"));
+    config.turn.secret_file = Some(secret_path.clone());
+    render::render_to_dir(&config, &dir.join("out")).unwrap();
+    let d = dir.display();
+    fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{}}\n\
+             http {{\n  client_body_temp_path {d}/tmp-body;\n  proxy_temp_path {d}/tmp-proxy;\n  \
+             fastcgi_temp_path {d}/tmp-fcgi;\n  uwsgi_temp_path {d}/tmp-uwsgi;\n  \
+             scgi_temp_path {d}/tmp-scgi;\n  access_log off;\n  \
+             include {d}/out/nginx/alisay.conf;\n}}\n"
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("acme/.well-known/acme-challenge/tok3n"),
+        "acme-proof\n",
+    )
+    .unwrap();
+
+    // The environment overrides the units set (systemd credentials in the temp dir instead).
+    let alisay = env!("CARGO_BIN_EXE_alisay");
+    let with_env = |cmd: &mut Command| {
+        cmd.env("ALISAY_TURN__SECRET_FILE", &secret_path)
+            .env("ALISAY_TURN__TLS_CERT", &cert)
+            .env("ALISAY_TURN__TLS_KEY", &key)
+            .env("ALISAY_PATHS__COTURN_RUNTIME_DIR", dir.join("run"));
+    };
+    let runtime = dir.join("run/turnserver.conf");
+    let mut pre = Command::new(alisay);
+    pre.args(["coturn-config", "--config"])
+        .arg(&fixture_path)
+        .arg("--out")
+        .arg(&runtime);
+    with_env(&mut pre);
+    let o = pre.output().unwrap();
+    assert!(o.status.success(), "coturn-config: {}", text(&o.stderr));
+
+    let mut serve = Command::new(alisay);
+    serve.args(["serve", "--config"]).arg(&fixture_path);
+    with_env(&mut serve);
+    let _serve = spawn("alisay serve", &mut serve, &dir.join("logs/serve.log"));
+    let _coturn = spawn(
+        "coturn",
+        Command::new(require("turnserver"))
+            .arg("-c")
+            .arg(&runtime)
+            .current_dir(dir),
+        &dir.join("logs/coturn.log"),
+    );
+    let _nginx = spawn(
+        "nginx",
+        Command::new(require("nginx"))
+            .args(["-p", dir.to_str().unwrap(), "-c"])
+            .arg(dir.join("nginx.conf")),
+        &dir.join("logs/nginx.log"),
+    );
+    wait_tcp(
+        "127.0.0.1:8787",
+        "alisay serve",
+        &dir.join("logs/serve.log"),
+    );
+    wait_tcp("127.0.0.1:443", "nginx", &dir.join("logs/nginx.log"));
+    wait_tcp("127.0.0.1:5349", "coturn", &dir.join("logs/coturn.log"));
+
+    // `alisay probe`, as an operator runs it after a deploy: HTTP surface through nginx, the
+    // WebSocket upgrade, a real join, TURN over UDP and TLS with the issued credentials, the
+    // denied ranges, and the credential cross-check with the secret file.
+    let o = run(
+        Path::new(alisay),
+        &[
+            "probe",
+            "https://call.example.org",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--turn-secret-file",
+            secret_path.to_str().unwrap(),
+        ],
+    );
+    let report = text(&o.stdout);
+    println!("{report}");
+    assert!(
+        o.status.success(),
+        "alisay probe failed:\n{report}\n{}",
+        text(&o.stderr)
+    );
+    let passed: Vec<&str> = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("PASS"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for must in [
+        "healthz",
+        "ws-upgrade",
+        "ws-query-refused",
+        "header-hsts",
+        "join",
+        "turn-secret-matches",
+        "turn-allocate",
+        "turn-deny",
+        "turn-wrong-password",
+    ] {
+        assert!(
+            passed.contains(&must),
+            "probe did not pass `{must}`:\n{report}"
+        );
+    }
+    assert!(!report.contains("FAIL"), "{report}");
+
+    // Port 80: ACME challenges are served, everything else is redirected to https.
+    let redirect = curl(
+        &ca,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "http://call.example.org/some/path?q=query-canary",
+        ],
+    );
+    assert_eq!(
+        redirect,
+        "301 https://call.example.org/some/path?q=query-canary"
+    );
+    let acme = curl(
+        &ca,
+        &["http://call.example.org/.well-known/acme-challenge/tok3n"],
+    );
+    assert_eq!(acme, "acme-proof\n");
+
+    // POST /rooms is rate limited by nginx (429 with nginx's own page), GET is not counted.
+    let post = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                curl(
+                    &ca,
+                    &[
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        "-X",
+                        "POST",
+                        "-H",
+                        "Origin: https://call.example.org",
+                        "-H",
+                        "Content-Type: application/json",
+                        "--data",
+                        "{\"roomId\": \"nonsense\"}",
+                        "https://call.example.org/rooms",
+                    ],
+                )
+            })
+            .collect()
+    };
+    let gets: Vec<String> = (0..10)
+        .map(|_| {
+            curl(
+                &ca,
+                &[
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "https://call.example.org/rooms",
+                ],
+            )
+        })
+        .collect();
+    assert!(
+        !gets.iter().any(|c| c == "429"),
+        "GET /rooms was limited: {gets:?}"
+    );
+    let posts = post(10);
+    assert!(
+        posts.iter().any(|c| c == "429"),
+        "no 429 after 10 POSTs: {posts:?}"
+    );
+    let body = curl(
+        &ca,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Origin: https://call.example.org",
+            "https://call.example.org/rooms",
+        ],
+    );
+    assert!(body.contains("429 Too Many Requests"), "{body}");
+
+    // The access log has paths but never a query string.
+    curl(
+        &ca,
+        &[
+            "-o",
+            "/dev/null",
+            "https://call.example.org/healthz?token=query-canary",
+        ],
+    );
+    drop(_nginx);
+    let access = fs::read_to_string(dir.join("logs/alisay.access.log")).unwrap();
+    assert!(access.contains("\"GET /healthz HTTP/1.1\" 200"), "{access}");
+    assert!(
+        access.contains("\"GET /some/path HTTP/1.1\" 301"),
+        "{access}"
+    );
+    assert!(access.contains("\"GET /ws HTTP/1.1\" 101"), "{access}");
+    assert!(
+        !access.contains("query-canary") && !access.contains('?'),
+        "{access}"
+    );
+    for log in [
+        "alisay.access.log",
+        "alisay.error.log",
+        "serve.log",
+        "coturn.log",
+        "nginx.log",
+    ] {
+        let body = fs::read_to_string(dir.join("logs").join(log)).unwrap_or_default();
+        assert!(!body.contains(&secret), "the secret is in {log}");
+    }
+}

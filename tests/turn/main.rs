@@ -312,10 +312,7 @@ fn probe_in_namespace() {
         );
     }
 
-    println!(
-        "\n{:<24} {:<40} {:<16} {}",
-        "peer", "why", "uclient", "wire"
-    );
+    println!("\n{:<24} {:<40} {:<16} wire", "peer", "why", "uclient");
     // 3. Issued credentials are accepted: the allocation succeeds, on a relay port in range.
     //    One IPv4 and one IPv6 allocation: a permission must match the relay's family.
     let mut sessions = Vec::new();
