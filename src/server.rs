@@ -93,8 +93,9 @@ async fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then closes every socket gracefully
-/// (bounded by `server.shutdown_grace`). Used by `serve` and by tests.
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes HTTP requests in flight
+/// and closes every socket gracefully, all within `server.shutdown_grace`. Used by `serve` and
+/// by tests.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
@@ -118,9 +119,23 @@ pub async fn run(
             async move { token.cancelled().await }
         })
         .run();
-    http.await;
+    tokio::pin!(http);
+    let http_done = tokio::select! {
+        () = &mut http => true,
+        () = token.cancelled() => false,
+    };
+    // From here on, HTTP requests in flight and socket goodbyes share one `shutdown_grace`:
+    // a client that does not cooperate (say, a request whose headers never end) cannot hold
+    // the process past it.
+    let deadline = Instant::now() + grace;
+    if !http_done && tokio::time::timeout_at(deadline, &mut http).await.is_err() {
+        warn!("shutdown grace elapsed with HTTP connections still open");
+    }
     app.tasks.close();
-    if tokio::time::timeout(grace, app.tasks.wait()).await.is_err() {
+    if tokio::time::timeout_at(deadline, app.tasks.wait())
+        .await
+        .is_err()
+    {
         warn!(
             open = app.tasks.len(),
             "shutdown grace elapsed with sockets still open"

@@ -1158,6 +1158,45 @@ async fn sigterm_says_bye_restart_closes_1012_and_exits_0() {
     );
 }
 
+/// Clients that do not cooperate cannot hold the process past `server.shutdown_grace`: an
+/// idle keep-alive HTTP connection, a request whose headers never finish, a WebSocket that
+/// never reads or answers.
+#[tokio::test]
+async fn sigterm_exits_within_the_grace_despite_stuck_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut server = Server::start(&format!("{OPEN}\nserver: {{shutdown_grace: 2s}}")).await;
+    let mut keep_alive = common::connect_from(server.addr(), None).await;
+    keep_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(WAIT, keep_alive.read(&mut buf))
+        .await
+        .expect("response in time")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut slow = common::connect_from(server.addr(), None).await;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut deaf = server.raw_ws().await;
+    deaf.send_text(&json!({"type": "join", "roomId": room_id()}).to_string())
+        .await;
+    assert_eq!(deaf.recv().await["type"], "joined");
+    sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    server.terminate();
+    let code = server.wait_exit(Duration::from_secs(6)).await;
+    let took = t0.elapsed();
+    assert_eq!(code, Some(0), "exit status");
+    assert!(
+        took < Duration::from_millis(2600),
+        "exited after {took:?}, grace 2s"
+    );
+    drop((keep_alive, slow, deaf));
+}
+
 #[tokio::test]
 async fn max_connections_gives_server_busy_4013() {
     let server = Server::start(&format!("{OPEN}\nserver: {{max_connections: 2}}")).await;
