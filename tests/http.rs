@@ -318,6 +318,36 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     assert_eq!(r.status, 429);
 }
 
+/// One IPv6 client holds a whole /64: per-IP caps count the /64, or they would cap nothing.
+#[tokio::test]
+async fn ipv6_clients_are_capped_per_64() {
+    let server = Server::start("rooms: {generated: {per_ip: 1}}").await;
+    let origin = server.origin.clone();
+    let post = |xff: &'static str| {
+        let server = &server;
+        let origin = origin.clone();
+        async move {
+            server
+                .post_rooms_full(
+                    None,
+                    &json!({"roomId": room_id()}).to_string(),
+                    Some(&origin),
+                    Some("application/json"),
+                    &[("X-Forwarded-For", xff)],
+                )
+                .await
+                .status
+        }
+    };
+    assert_eq!(post("2001:db8:1:2::1").await, 201);
+    assert_eq!(post("2001:db8:1:2::2").await, 429);
+    assert_eq!(post("2001:db8:1:2:ffff:ffff:ffff:ffff").await, 429);
+    assert_eq!(post("2001:db8:1:3::1").await, 201);
+    // IPv4 addresses are still one each.
+    assert_eq!(post("198.51.100.1").await, 201);
+    assert_eq!(post("198.51.100.2").await, 201);
+}
+
 #[tokio::test]
 async fn turn_credentials_endpoint_is_off_by_default_and_correct_when_on() {
     let turn = "turn:\n  urls: [\"turn:127.0.0.1:3478\"]\n  secret_file: \"@SECRET_FILE@\"\n  credential_ttl: 15m\n";

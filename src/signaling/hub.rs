@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -208,6 +208,7 @@ impl Hub {
 
     /// `POST /rooms`: reserve `room_id` (already validated as 64 lowercase hex) for `ip`.
     pub fn register_room(&mut self, room_id: &str, ip: IpAddr, now: Instant) -> Registration {
+        let ip = limit_key(ip);
         let Some(key) = decode_room(room_id) else {
             return Registration::Full;
         };
@@ -255,7 +256,7 @@ impl Hub {
         let mut out = Vec::new();
         match event {
             Event::Disconnected => self.leave(peer, &mut out),
-            Event::Message(msg, ip) => self.message(peer, msg, ip, now, &mut out),
+            Event::Message(msg, ip) => self.message(peer, msg, limit_key(ip), now, &mut out),
         }
         out
     }
@@ -593,6 +594,15 @@ impl Hub {
     }
 }
 
+/// What per-IP limits count under: the IPv4 address, or the /64 of an IPv6 address. One IPv6
+/// host normally holds a whole /64 and could otherwise rotate through it to escape the caps.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u128::from(u64::MAX)))),
+        v4 => v4,
+    }
+}
+
 fn fail(out: &mut Vec<Output>, peer: PeerId, code: ErrorCode, message: &str) {
     out.push((
         peer,
@@ -815,6 +825,31 @@ mod tests {
         assert_eq!(h.room_count(), 0);
         assert!(matches!(
             h.register_room(&ids[3], ip(1), later),
+            Registration::Created { .. }
+        ));
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64() {
+        let mut h = hub(false);
+        let t = Instant::now();
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let id = |i: u8| format!("{i:064x}");
+        assert!(matches!(
+            h.register_room(&id(1), v6("2001:db8:1:2::1"), t),
+            Registration::Created { .. }
+        ));
+        assert!(matches!(
+            h.register_room(&id(2), v6("2001:db8:1:2:ffff:ffff:ffff:fffe"), t),
+            Registration::Created { .. }
+        ));
+        assert_eq!(
+            h.register_room(&id(3), v6("2001:db8:1:2:abcd::9"), t),
+            Registration::PerIpCap,
+            "per_ip 2 for the whole /64"
+        );
+        assert!(matches!(
+            h.register_room(&id(3), v6("2001:db8:1:3::1"), t),
             Registration::Created { .. }
         ));
     }
