@@ -54,6 +54,8 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Print the JSON Schema of alisay.yaml (for editors; see docs/config.md).
+    Schema,
     /// Room tokens, invite links and room ids.
     Room {
         #[command(subcommand)]
@@ -128,6 +130,10 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Room { command } => room(command),
+        Command::Schema => {
+            print!("{}", crate::config::json_schema());
+            ExitCode::SUCCESS
+        }
         Command::Probe(args) => crate::probe::main(args),
     }
 }

@@ -56,7 +56,7 @@ impl TurnSecret {
             source,
         };
         let stat = nix::sys::stat::stat(path).map_err(|e| read(std::io::Error::from(e)))?;
-        let mode = u32::from(stat.st_mode) & 0o7777;
+        let mode = stat.st_mode & 0o7777;
         if mode & 0o077 != 0 {
             return Err(SecretError::Permissions {
                 path: path.to_owned(),
