@@ -557,6 +557,13 @@ fn good_stack_passes_every_check() {
         None,
     );
     assert_eq!(out.status.code(), Some(0));
+    // No join: TURN is checked with credentials made from the secret file, on `--turn`.
+    let out = stack.probe(&["--no-join", "--turn", TURN_URLS[1]], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(names_with(&out, "SKIP").contains("join"));
+    let pass = names_with(&out, "PASS");
+    assert!(pass.contains(&format!("turn-allocate {}", TURN_URLS[1])));
+    assert!(pass.contains("turn-deny 169.254.169.254"));
     // An id nobody allowed is refused, and the probe says so.
     let stranger = alisay::room::room_id(&alisay::room::new_token());
     let out = stack.probe(&["--room-id-file", "-", "--no-turn"], Some(&stranger));

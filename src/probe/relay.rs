@@ -62,6 +62,9 @@ fn turn_credentials(
     Some((c.username, c.credential))
 }
 
+/// Every TURN check (see the module list in `probe/mod.rs`), with the credentials from the
+/// join or the secret file and the URLs from `--turn` or the join; SKIPs when neither gives
+/// credentials or URLs.
 pub(super) async fn turn_checks(
     args: &ProbeArgs,
     setup: &Setup,
