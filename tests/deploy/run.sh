@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# The real apply test of the Ansible role (ansible/roles/alisay): boots a Debian bookworm host
+# with systemd as PID 1 (systemd-nspawn, no network), makes it a shared host (nginx already
+# serving another site, another service running), applies ansible/site.yml over real SSH,
+# applies it again (must report changed=0), proves the other site and service were left alone,
+# runs `alisay probe` against the deployed site from inside the host, then applies two broken
+# configs and proves each fails the play without changing anything live.
+#
+# Run from the repository root, as root, after `cargo build --release`:
+#   tests/deploy/run.sh
+# Environment: ALISAY_DEPLOY_KEEP=1 leaves the host running at the end (to debug it),
+# ALISAY_DEPLOY_TREE (cached tree, default /var/cache/alisay-test/bookworm),
+# ALISAY_DEPLOY_MIRROR (Debian mirror for the first build of the tree).
+# Facts this relies on: shared/TESTING.md, "A real host with systemd as PID 1".
+set -euo pipefail
+
+REPO=$(pwd)
+TREE=${ALISAY_DEPLOY_TREE:-/var/cache/alisay-test/bookworm}
+MIRROR=${ALISAY_DEPLOY_MIRROR:-http://deb.debian.org/debian}
+VENV="$REPO/.cache/ansible-venv"
+BINARY="$REPO/target/release/alisay"
+
+say() { printf '\n=== deploy test: %s\n' "$*"; }
+fail() {
+    printf '\nDEPLOY TEST FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+[[ -f ansible/site.yml && -f tests/deploy/run.sh ]] || fail "run me from the repository root"
+[[ $(id -u) -eq 0 ]] || fail "needs root (debootstrap, systemd-nspawn, nsenter)"
+[[ -x $BINARY ]] || fail "$BINARY is missing: run cargo build --release first"
+
+# --- Tools -------------------------------------------------------------------------------
+need_apt=()
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v ssh >/dev/null || need_apt+=(openssh-client)
+command -v nsenter >/dev/null || need_apt+=(util-linux)
+command -v ip >/dev/null || need_apt+=(iproute2)
+[[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null ||
+    need_apt+=(python3-venv)
+if ((${#need_apt[@]})); then
+    say "installing ${need_apt[*]}"
+    apt-get -o DPkg::Lock::Timeout=300 install -y -q "${need_apt[@]}" >/dev/null
+fi
+
+# ansible-core and ansible-lint, pinned in ansible/requirements.txt, in a venv under .cache/.
+REQ_SUM=$(sha256sum ansible/requirements.txt | cut -d' ' -f1)
+if [[ ! -x $VENV/bin/ansible-playbook || $(cat "$VENV/.requirements" 2>/dev/null) != "$REQ_SUM" ]]; then
+    say "installing ansible-core and ansible-lint into $VENV"
+    rm -rf "$VENV"
+    /usr/bin/python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r ansible/requirements.txt
+    echo "$REQ_SUM" >"$VENV/.requirements"
+fi
+export PATH="$VENV/bin:$PATH"
+export ANSIBLE_CONFIG="$REPO/ansible/ansible.cfg"
+export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_HOST_KEY_CHECKING=False
+export ANSIBLE_LOCAL_TEMP=${TMPDIR:-/tmp}/ansible-local-$$
+
+say "building or reusing the host tree $TREE"
+tests/deploy/build-tree.sh "$TREE" "$MIRROR"
+
+# --- Boot the host -----------------------------------------------------------------------
+WORK=$(mktemp -d /tmp/alisay-deploy.XXXXXX)
+NSPAWN_PID=""
+LEADER=""
+stop_container() {
+    local rc=$?
+    if [[ ${ALISAY_DEPLOY_KEEP:-0} == 1 && -n $NSPAWN_PID ]]; then
+        echo "deploy test: ALISAY_DEPLOY_KEEP=1: the host keeps running." >&2
+        echo "  enter it: nsenter -t $LEADER -a bash; stop it: kill $NSPAWN_PID; files: $WORK" >&2
+        exit "$rc"
+    fi
+    if [[ -S $WORK/ssh-control ]]; then
+        ssh -o ControlPath="$WORK/ssh-control" -O exit alisay-test 2>/dev/null || true
+    fi
+    if [[ -n $NSPAWN_PID ]] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        kill -TERM "$NSPAWN_PID" 2>/dev/null || true
+        # A clean halt; a second SIGTERM makes nspawn terminate at once; SIGKILL last.
+        for _ in $(seq 1 60); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.5; done
+        if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+            echo "deploy test: the container did not halt in 30 s; terminating it" >&2
+            kill -TERM "$NSPAWN_PID" 2>/dev/null || true
+            sleep 2
+            kill -KILL "$NSPAWN_PID" 2>/dev/null || true
+        fi
+        wait "$NSPAWN_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK" "$ANSIBLE_LOCAL_TEMP"
+    exit "$rc"
+}
+trap stop_container EXIT
+trap 'exit 130' INT TERM
+
+# A private copy: a rebuild of target/ during the test must not change what the runs deploy.
+cp "$BINARY" "$WORK/alisay"
+ssh-keygen -q -t ed25519 -N '' -C alisay-deploy-test -f "$WORK/id_ed25519"
+
+say "making a test CA and a certificate for localhost / 127.0.0.1"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=Alisay deploy test CA" -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$WORK/localhost.key" -out "$WORK/localhost.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n' \
+    >"$WORK/ext.cnf"
+openssl x509 -req -in "$WORK/localhost.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" \
+    -CAcreateserial -days 2 -extfile "$WORK/ext.cnf" -out "$WORK/localhost.crt" 2>/dev/null
+
+say "booting the host (systemd-nspawn, private network)"
+systemd-nspawn -b -D "$TREE" --volatile=overlay --register=no --keep-unit --console=passive \
+    --private-network --machine=alisay-test \
+    --bind-ro="$WORK/id_ed25519.pub:/root/.ssh/authorized_keys" \
+    --bind-ro="$WORK/ca.crt:/usr/local/share/ca-certificates/alisay-deploy-test-ca.crt" \
+    >"$WORK/console.log" 2>&1 &
+NSPAWN_PID=$!
+LEADER=""
+# The container's PID 1 is nspawn's child once it runs systemd (an earlier child is transient).
+for _ in $(seq 1 80); do
+    LEADER=$(pgrep -P "$NSPAWN_PID" -x systemd | head -n 1 || true)
+    [[ -n $LEADER ]] && break
+    sleep 0.25
+done
+[[ -n $LEADER ]] || { cat "$WORK/console.log" >&2; fail "systemd-nspawn did not start"; }
+in_host() { nsenter -t "$LEADER" -a "$@"; }
+
+state=""
+for _ in $(seq 1 120); do
+    state=$(in_host systemctl is-system-running 2>/dev/null || true)
+    [[ $state == running || $state == degraded ]] && break
+    sleep 0.5
+done
+case $state in
+running) echo "system state: running" ;;
+degraded)
+    echo "system state: degraded; failed units:"
+    in_host systemctl --failed --no-legend --plain
+    ;;
+*) fail "the host did not finish booting (state: ${state:-unknown})" ;;
+esac
+
+# --- Make it a shared host -----------------------------------------------------------------
+# A host has an address besides loopback; coturn refuses to start without one ("Cannot
+# configure any meaningful IP listener address"). A veth pair whose two ends both stay inside
+# the container stands in for the public interface, with documentation addresses: nothing
+# can leave the machine through it.
+say "giving the host a non-loopback interface (veth pair inside its own network namespace)"
+nsenter -t "$LEADER" -n sh -eu -c '
+    ip link add alisay0 type veth peer name alisay1
+    ip addr add 192.0.2.10/24 dev alisay0
+    ip -6 addr add 2001:db8::10/64 dev alisay0 nodad
+    ip link set alisay1 up
+    ip link set alisay0 up
+'
+
+say "setting up the host's other tenants: an nginx site on 8080 and a service on 9090"
+in_host update-ca-certificates >/dev/null 2>&1
+in_host sh -eu -c '
+    mkdir -p /srv/unrelated-site /srv/unrelated-service
+    echo "unrelated site: $(head -c 12 /dev/urandom | base64)" >/srv/unrelated-site/index.html
+    echo "unrelated service: $(head -c 12 /dev/urandom | base64)" >/srv/unrelated-service/index.html
+    cat >/etc/nginx/sites-available/unrelated.conf <<EOF
+# Another tenant of this nginx: the role must leave it alone.
+limit_req_zone \$binary_remote_addr zone=unrelated:1m rate=5r/s;
+server {
+    listen 127.0.0.1:8080;
+    server_name unrelated.test;
+    root /srv/unrelated-site;
+    location / { limit_req zone=unrelated burst=100 nodelay; }
+}
+EOF
+    ln -s ../sites-available/unrelated.conf /etc/nginx/sites-enabled/unrelated.conf
+    cat >/etc/systemd/system/unrelated-http.service <<EOF
+[Unit]
+Description=Another tenant of this host: a static HTTP server
+[Service]
+ExecStart=/usr/bin/python3 -m http.server 9090 --bind 127.0.0.1 --directory /srv/unrelated-service
+DynamicUser=yes
+[Install]
+WantedBy=multi-user.target
+EOF
+    systemctl daemon-reload
+    systemctl enable --now -q unrelated-http.service
+    nginx -t -q
+    systemctl reload nginx.service
+'
+
+# Everything the role must leave untouched, as one text to compare before and after.
+tenant_state() {
+    in_host sh -eu -c '
+        cd /etc/nginx
+        sha256sum nginx.conf sites-available/unrelated.conf sites-available/default
+        readlink sites-enabled/unrelated.conf sites-enabled/default
+        sha256sum /etc/systemd/system/unrelated-http.service
+        echo "nginx MainPID $(systemctl show -P MainPID nginx.service)"
+        echo "unrelated-http MainPID $(systemctl show -P MainPID unrelated-http.service)"
+        echo "unrelated-http $(systemctl is-active unrelated-http.service)"
+    '
+    for url in http://127.0.0.1:8080/ http://127.0.0.1:9090/ http://127.0.0.1/; do
+        echo "$url $(in_host curl -sS --max-time 5 "$url" | sha256sum | cut -c1-16)"
+    done
+}
+for _ in $(seq 1 40); do in_host curl -fsS -o /dev/null http://127.0.0.1:9090/ 2>/dev/null && break; sleep 0.25; done
+in_host curl -fsS --max-time 5 http://127.0.0.1:8080/ | grep -q "unrelated site" ||
+    fail "the unrelated nginx site does not answer before the apply"
+in_host curl -fsS --max-time 5 http://127.0.0.1:9090/ | grep -q "unrelated service" ||
+    fail "the unrelated service does not answer before the apply"
+tenant_state >"$WORK/tenants.before"
+cat "$WORK/tenants.before"
+
+# --- Ansible -----------------------------------------------------------------------------
+# One SSH connection for all tasks (ControlMaster) halves the apply time here (every new
+# connection spawns sshd and does a key exchange). TESTING.md warns that a leftover master
+# keeps the container from halting: stop_container closes it (`ssh -O exit`) first.
+cat >"$WORK/inventory.ini" <<EOF
+[alisay]
+alisay-test ansible_host=alisay-test ansible_user=root ansible_python_interpreter=/usr/bin/python3
+
+[alisay:vars]
+ansible_ssh_private_key_file=$WORK/id_ed25519
+ansible_ssh_common_args='-o ProxyCommand="nsenter -t $LEADER -a /usr/sbin/sshd -i" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR'
+ansible_ssh_args='-o ControlMaster=auto -o ControlPersist=120s -o ControlPath=$WORK/ssh-control'
+EOF
+
+say "ansible-lint --profile production"
+(cd ansible && ansible-lint --profile production --nocolor) || fail "ansible-lint found problems"
+
+say "ansible-playbook --syntax-check"
+ansible-playbook -i "$WORK/inventory.ini" --syntax-check ansible/site.yml ||
+    fail "the playbook does not parse"
+
+# Applies the role with the test variables plus "$@"; leaves the log in $WORK/$name.log, the
+# PLAY RECAP counts in RECAP_CHANGED / RECAP_FAILED and the wall time in SECONDS_TAKEN.
+apply() {
+    local name=$1
+    shift
+    local start end rc=0
+    start=$EPOCHREALTIME
+    ansible-playbook -i "$WORK/inventory.ini" ansible/site.yml \
+        -e "@tests/deploy/vars.yml" -e "alisay_test_dir=$WORK" \
+        -e "alisay_binary_src=$WORK/alisay" "$@" >"$WORK/$name.log" 2>&1 || rc=$?
+    end=$EPOCHREALTIME
+    SECONDS_TAKEN=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+    RECAP_CHANGED=$(sed -n 's/.*alisay-test *: .*changed=\([0-9]*\).*/\1/p' "$WORK/$name.log")
+    RECAP_FAILED=$(sed -n 's/.*alisay-test *: .*failed=\([0-9]*\).*/\1/p' "$WORK/$name.log")
+    APPLY_RC=$rc
+}
+# A secret must never reach the play's output (it runs without -v, as an operator would).
+assert_no_secret_in() {
+    local secret
+    secret=$(in_host cat /etc/alisay/turn-secret)
+    [[ -n $secret ]] || fail "the TURN secret file is empty"
+    if grep -qF -- "$secret" "$@"; then fail "the TURN secret appears in $*"; fi
+}
+
+say "first apply"
+apply first
+cat "$WORK/first.log"
+[[ $APPLY_RC -eq 0 ]] || fail "the first apply failed (rc $APPLY_RC)"
+FIRST_TIME=$SECONDS_TAKEN FIRST_CHANGED=$RECAP_CHANGED
+[[ ${FIRST_CHANGED:-0} -gt 0 ]] || fail "the first apply changed nothing?"
+assert_no_secret_in "$WORK/first.log"
+# The coturn package started its own coturn.service on 3478; from now on it must not move.
+distro_coturn() {
+    echo "coturn.service $(in_host systemctl is-enabled coturn.service 2>&1 || true)" \
+        "$(in_host systemctl is-active coturn.service 2>&1 || true)" \
+        "MainPID $(in_host systemctl show -P MainPID coturn.service)"
+}
+distro_coturn >"$WORK/distro-coturn.before"
+
+say "second apply (must change nothing)"
+apply second
+cat "$WORK/second.log"
+[[ $APPLY_RC -eq 0 ]] || fail "the second apply failed (rc $APPLY_RC)"
+SECOND_TIME=$SECONDS_TAKEN SECOND_CHANGED=$RECAP_CHANGED
+[[ $SECOND_CHANGED == 0 ]] || {
+    grep -E '^changed:' "$WORK/second.log" -B3 >&2 || true
+    fail "the second apply reported changed=$SECOND_CHANGED"
+}
+
+# --- The host after the apply ------------------------------------------------------------
+say "checking the host after the apply"
+tenant_state >"$WORK/tenants.after"
+diff -u "$WORK/tenants.before" "$WORK/tenants.after" ||
+    fail "the apply changed another tenant of the host (or restarted nginx instead of reloading)"
+echo "other tenants unchanged (config checksums, contents, nginx and service MainPIDs)"
+
+# The distribution's packages: every conffile as shipped (nginx.conf, turnserver.conf, ...).
+in_host sh -eu -c '
+    for pkg in nginx nginx-common coturn; do
+        dpkg-query -W -f="\${Conffiles}\n" "$pkg" | while read -r path sum rest; do
+            [ -n "$path" ] || continue
+            [ "$rest" = obsolete ] && continue
+            [ -e "$path" ] || { echo "missing conffile $path"; exit 1; }
+            [ "$(md5sum <"$path" | cut -d" " -f1)" = "$sum" ] || { echo "modified conffile $path"; exit 1; }
+        done
+    done
+' || fail "the role changed a file of the distribution's nginx or coturn"
+echo "distribution conffiles of nginx, nginx-common and coturn unmodified"
+distro_coturn >"$WORK/distro-coturn.after"
+diff -u "$WORK/distro-coturn.before" "$WORK/distro-coturn.after" ||
+    fail "the second apply touched the distribution's coturn.service"
+echo "distribution's $(cat "$WORK/distro-coturn.after") (as the package left it, untouched)"
+
+for unit in alisay.service alisay-coturn.service; do
+    [[ $(in_host systemctl is-active "$unit") == active ]] || {
+        in_host journalctl -u "$unit" --no-pager -n 30 >&2
+        fail "$unit is not active"
+    }
+    [[ $(in_host systemctl is-enabled "$unit") == enabled ]] || fail "$unit is not enabled"
+done
+in_host stat -c '%a %U %n' /etc/alisay/turn-secret | grep -q '^600 root ' ||
+    fail "/etc/alisay/turn-secret is not 0600 root"
+for f in alisay.service alisay-coturn.service; do
+    in_host systemd-analyze security --no-pager "$f" 2>/dev/null | tail -n 1 | sed "s/^/$f: /"
+done
+
+say "alisay probe from inside the host"
+in_host /usr/local/bin/alisay probe https://localhost:8443 --turn-secret-file /etc/alisay/turn-secret \
+    >"$WORK/probe.log" 2>&1 || { cat "$WORK/probe.log"; fail "alisay probe failed"; }
+cat "$WORK/probe.log"
+assert_no_secret_in "$WORK/probe.log"
+
+# --- Broken configs fail the play and change nothing live ------------------------------------
+live_state() {
+    in_host sh -eu -c '
+        sha256sum /usr/local/bin/alisay /etc/alisay/alisay.yaml /etc/alisay/turn-secret \
+            /etc/nginx/sites-available/alisay.conf /etc/systemd/system/alisay.service \
+            /etc/systemd/system/alisay-coturn.service
+        ls /etc/nginx/sites-available /etc/nginx/sites-enabled
+        for u in nginx alisay alisay-coturn; do echo "$u $(systemctl show -P MainPID $u.service)"; done
+    '
+}
+live_state >"$WORK/live.before"
+
+say "apply with an invalid config (http:// origin in production): must fail in staging"
+apply bad-config -e '{"alisay_config": {"mode": "production", "public_origin": "http://localhost:8443", "turn": {"secret_file": "/etc/alisay/turn-secret"}}}'
+[[ $APPLY_RC -ne 0 ]] || { cat "$WORK/bad-config.log"; fail "an invalid config did not fail the play"; }
+grep -q 'public_origin' "$WORK/bad-config.log" ||
+    { cat "$WORK/bad-config.log"; fail "the failure does not name public_origin"; }
+live_state >"$WORK/live.after-bad-config"
+diff -u "$WORK/live.before" "$WORK/live.after-bad-config" || fail "the invalid config changed live files"
+echo "failed as it should (changed=$RECAP_CHANGED in staging only); nothing live changed"
+
+say "apply with a site nginx refuses (missing certificate): the previous site must come back"
+apply bad-site -e '{"alisay_config": {"mode": "production", "public_origin": "https://localhost:8443", "turn": {"urls": ["turn:localhost:3578?transport=udp"], "secret_file": "/etc/alisay/turn-secret", "listening_port": 3578}, "nginx": {"https_port": 8443, "http_port": 8081, "tls_cert": "/etc/alisay/missing.crt", "tls_key": "/etc/alisay/localhost.key"}}}'
+[[ $APPLY_RC -ne 0 ]] || { cat "$WORK/bad-site.log"; fail "a site nginx refuses did not fail the play"; }
+grep -q 'nginx -t failed' "$WORK/bad-site.log" ||
+    { cat "$WORK/bad-site.log"; fail "the failure is not nginx -t refusing the site"; }
+live_state >"$WORK/live.after-bad-site"
+diff -u "$WORK/live.before" "$WORK/live.after-bad-site" || fail "the refused site changed live files"
+in_host nginx -t -q || fail "nginx's configuration is broken after the refused site"
+tenant_state >"$WORK/tenants.after-bad"
+diff -u "$WORK/tenants.before" "$WORK/tenants.after-bad" || fail "the refused site disturbed another tenant"
+echo "failed as it should; previous site restored, nginx not reloaded, nothing live changed"
+
+say "apply the good config again: still nothing to change"
+apply third
+[[ $APPLY_RC -eq 0 && $RECAP_CHANGED == 0 ]] ||
+    { cat "$WORK/third.log"; fail "re-applying the good config after the failures: rc $APPLY_RC, changed=$RECAP_CHANGED"; }
+
+distro_coturn >"$WORK/distro-coturn.end"
+diff -u "$WORK/distro-coturn.before" "$WORK/distro-coturn.end" ||
+    fail "the later applies touched the distribution's coturn.service"
+
+say "summary"
+printf 'first apply:  %6ss  changed=%s\n' "$FIRST_TIME" "$FIRST_CHANGED"
+printf 'second apply: %6ss  changed=%s\n' "$SECOND_TIME" "$SECOND_CHANGED"
+echo "deploy test passed"
