@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Browser end-to-end suite: real `alisay serve`, real coturn and Debian's Chromium, all inside a
-# fresh network namespace where only loopback is up (nothing can leave the machine).
+# fresh network namespace where only loopback is up (nothing can leave the machine), and a fresh
+# PID namespace, so that every process the suite started dies with it, even after a timeout.
 #
 # Usage (from anywhere, as root):  bash tests/e2e/run.sh [extra `node --test` arguments]
 # Needs: `cargo build --release` done (or ALISAY_BIN=/path/to/alisay), and the Debian packages
@@ -27,7 +28,8 @@ if [ "${ALISAY_E2E_IN_NETNS:-}" != 1 ]; then
   started=$(date +%s%N)
   set +e
   ALISAY_E2E_IN_NETNS=1 timeout --kill-after=10 600 \
-    unshare --net -- sh -c 'ip link set lo up && exec bash "$0" "$@"' "$here/run.sh" "$@"
+    unshare --net --pid --fork --kill-child --mount-proc -- \
+    sh -c 'ip link set lo up && exec bash "$0" "$@"' "$here/run.sh" "$@"
   rc=$?
   set -e
   ended=$(date +%s%N)
