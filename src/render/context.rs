@@ -448,7 +448,13 @@ fn coturn_unit(config: &Config, coturn: &CoturnCtx, check: &mut Check) -> Coturn
         nofile: (t.total_quota as usize)
             .saturating_mul(3)
             .saturating_add(NOFILE_HEADROOM),
-        address_families: "AF_INET AF_INET6 AF_NETLINK",
+        // coturn lists the host's addresses over netlink (getifaddrs) only when it has no
+        // listening-ip; without AF_NETLINK it then finds none and exits.
+        address_families: if t.listening_ips.is_empty() {
+            "AF_INET AF_INET6 AF_NETLINK"
+        } else {
+            "AF_INET AF_INET6"
+        },
         bind_privileged: t.listening_port < 1024 || (coturn.tls && t.tls_listening_port < 1024),
     }
 }
