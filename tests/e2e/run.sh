@@ -3,7 +3,8 @@
 # fresh network namespace where only loopback is up (nothing can leave the machine), and a fresh
 # PID namespace, so that every process the suite started dies with it, even after a timeout.
 #
-# Usage (from anywhere, as root):  bash tests/e2e/run.sh [extra `node --test` arguments]
+# Usage (from anywhere, as root):  bash tests/e2e/run.sh [FILE.test.js ...] [node --test options]
+# (no file named: every *.test.js in tests/e2e, one file at a time)
 # Needs: `cargo build --release` done (or ALISAY_BIN=/path/to/alisay), and the Debian packages
 # chromium and coturn. Runs `npm ci` here if node_modules is missing. Logs: tests/e2e/out/.
 set -euo pipefail
@@ -25,11 +26,17 @@ if [ "${ALISAY_E2E_IN_NETNS:-}" != 1 ]; then
   fi
   rm -rf "$here/out"
   mkdir -p "$here/out"
+  # A private tmpfs on /tmp inside the namespaces, so nothing is left behind even after SIGKILL
+  # (not when this checkout itself lives under /tmp: the mount would hide it).
+  case "$here" in /tmp/*) private_tmp=0 ;; *) private_tmp=1 ;; esac
   started=$(date +%s%N)
   set +e
-  ALISAY_E2E_IN_NETNS=1 timeout --kill-after=10 600 \
+  ALISAY_E2E_IN_NETNS=1 ALISAY_E2E_PRIVATE_TMP=$private_tmp timeout --kill-after=10 600 \
     unshare --net --pid --fork --kill-child --mount-proc -- \
-    sh -c 'ip link set lo up && exec bash "$0" "$@"' "$here/run.sh" "$@"
+    sh -c 'ip link set lo up &&
+      { [ "$ALISAY_E2E_PRIVATE_TMP" != 1 ] || mount -t tmpfs -o mode=1777 e2e-tmp /tmp; } &&
+      exec bash "$0" "$@"' \
+    "$here/run.sh" "$@"
   rc=$?
   set -e
   ended=$(date +%s%N)
@@ -39,9 +46,14 @@ if [ "${ALISAY_E2E_IN_NETNS:-}" != 1 ]; then
   exit "$rc"
 fi
 
-# Inside the namespace.
+# Inside the namespaces (normally with a private /tmp that vanishes with them).
 cd "$here"
+# Test files named on the command line run alone; otherwise every *.test.js here, one at a time.
+files=()
+opts=()
+for a in "$@"; do case "$a" in *.test.js) files+=("$a") ;; *) opts+=("$a") ;; esac; done
+[ ${#files[@]} -gt 0 ] || files=(./*.test.js)
 exec node --test --test-concurrency=1 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination=out/results.tap \
-  "$@" call.test.js
+  "${opts[@]}" "${files[@]}"
