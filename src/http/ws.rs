@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -200,6 +201,13 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
                         let _ = error(&mut ws, ErrorCode::InvalidMessage, "text frame is not UTF-8").await;
                         break End::Close(close::INVALID_MESSAGE);
                     }
+                    // Framing a browser never sends (RFC 6455 §5: unmasked, reserved bits or
+                    // opcodes, bad fragmentation): refused like any other invalid message.
+                    Some(Err(WsError::Protocol(e))) if !matches!(e, ProtocolError::ResetWithoutClosingHandshake) => {
+                        debug!(cause = %e, "websocket protocol violation");
+                        let _ = error(&mut ws, ErrorCode::InvalidMessage, "websocket protocol violation").await;
+                        break End::Close(close::INVALID_MESSAGE);
+                    }
                     Some(Err(e)) => {
                         debug!(cause = %e, "socket error");
                         break End::Gone;
@@ -217,6 +225,11 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                         last_seen = now;
+                        // Control frames draw from the same bucket: a ping flood is a flood.
+                        if !bucket.try_take(now) {
+                            let _ = error(&mut ws, ErrorCode::RateLimited, "too many messages").await;
+                            break End::Close(close::RATE_LIMITED);
+                        }
                         continue;
                     }
                 };
