@@ -10,10 +10,13 @@
  */
 
 import {Call} from './call.js';
+import {DevicePickers} from './devices.js';
 import {Invite} from './invite.js';
 import {openLocalMedia} from './media.js';
 import {messages} from './messages.js';
+import {MicMeter} from './meter.js';
 import {relayPreflight} from './preflight.js';
+import {assessQuality} from './quality.js';
 import {Signaling} from './signaling.js';
 import {CallStats} from './stats.js';
 
@@ -30,6 +33,29 @@ const RESTART_WAIT_MS = 3000;
 const POLITE_RESTART_WAIT_MS = 3500;
 /** The largest delay `setTimeout` takes. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+/** Poor readings in a row before the warning shows (one spike is no news). */
+const POOR_TO_WARN = 2;
+/** Readings that are not poor, in a row, before the warning goes away. */
+const OK_TO_CLEAR = 3;
+
+/**
+ * The device error sentence for a media error code (switching one device
+ * keeps the call going, so the sentence is not the Start one).
+ * @param {string} code
+ * @return {string}
+ */
+function deviceError(code) {
+  switch (code) {
+    case 'media-denied':
+      return 'device-denied';
+    case 'media-busy':
+      return 'device-busy';
+    case 'media-not-found':
+      return 'device-missing';
+    default:
+      return 'device-error';
+  }
+}
 
 /**
  * `phase` is where the Start sequence is; `live` means `ready` was sent and the
@@ -129,6 +155,26 @@ export class App {
     this.refreshRestart = false;
     /** @type {string} */
     this.lastState = '';
+    /** The camera, microphone and speaker pickers. */
+    this.pickers = new DevicePickers({
+      camera: view.cameraSelect,
+      mic: view.micSelect,
+      speaker: view.speakerSelect,
+      speakerField: view.speakerField,
+    });
+    this.meter = new MicMeter(view.micLevel);
+    /** A device switch is under way. */
+    this.switching = false;
+    /** When signaling tries again (ms since the epoch; 0: not waiting). */
+    this.retryAt = 0;
+    /** @type {ReturnType<typeof setInterval>|undefined} */
+    this.retryTicker = undefined;
+    /** Whether the poor-connection warning is shown. */
+    this.warning = false;
+    this.poorRun = 0;
+    this.okRun = 0;
+    /** Whether a quality sample arrived for the current connection. */
+    this.sampled = false;
   }
 
   /** Wires the page up. Nothing is created and no device is opened here. */
@@ -141,6 +187,16 @@ export class App {
     v.mute.addEventListener('click', () => this.toggle('audio'));
     v.camera.addEventListener('click', () => this.toggle('video'));
     v.copyInvite.addEventListener('click', () => void this.copyInvite());
+    v.shareInvite.addEventListener('click', () => void this.shareInvite());
+    v.cameraSelect.addEventListener('change', () => {
+      void this.switchDevice('video', v.cameraSelect.value);
+    });
+    v.micSelect.addEventListener('change', () => {
+      void this.switchDevice('audio', v.micSelect.value);
+    });
+    v.speakerSelect.addEventListener('change', () => {
+      void this.chooseSpeaker(v.speakerSelect.value);
+    });
     v.useAuto.addEventListener('click', () => this.useAuto());
     window.addEventListener('hashchange', () => this.onHashChange());
     this.exposeDebugHandle();
@@ -296,6 +352,7 @@ export class App {
    */
   onJoined({msg, first}) {
     this.reconnecting = null;
+    this.stopRetryTicker();
     this.session = {
       sessionId: String(msg.sessionId),
       iceServers: Array.isArray(msg.iceServers) ? msg.iceServers : [],
@@ -415,16 +472,135 @@ export class App {
     } else {
       this.render();
     }
+    this.view.check.scrollIntoView({block: 'start'});
   }
 
   /** @param {MediaStream} stream */
   setStream(stream) {
     this.stream = stream;
     this.view.setLocalStream(stream);
-    for (const track of stream.getTracks()) {
-      track.addEventListener('ended', () =>
-        console.warn('[alisay] local track ended', track.kind),
+    this.view.setDeviceNote('');
+    for (const track of stream.getTracks()) this.watchTrack(track);
+    this.meter.attach(stream.getAudioTracks()[0] ?? null);
+    this.pickers.listen(() => this.stream);
+    void this.pickers.refresh(stream).then(() => this.render());
+  }
+
+  /**
+   * Tells the user when a device stops on its own (unplugged, taken away).
+   * @param {MediaStreamTrack} track
+   */
+  watchTrack(track) {
+    track.addEventListener('ended', () => {
+      console.warn('[alisay] local track ended', track.kind);
+      if (!this.stream?.getTracks().includes(track)) return;
+      this.view.setDeviceNote(
+          messages.status('device-ended', {
+            kind: track.kind === 'audio' ? 'microphone' : 'camera',
+          }),
       );
+      void this.pickers.refresh(this.stream);
+    });
+  }
+
+  /**
+   * Switches the camera or microphone: a new track from `deviceId` replaces
+   * the old one in the local stream and, during a call, in the connection's
+   * sender (`RTCRtpSender.replaceTrack`, no renegotiation).
+   * @param {'audio'|'video'} kind
+   * @param {string} deviceId
+   */
+  async switchDevice(kind, deviceId) {
+    const stream = this.stream;
+    if (!stream || this.switching || !deviceId) return;
+    const tracks =
+      kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks();
+    const old = tracks[0] ?? null;
+    if (old?.readyState === 'live' && old.getSettings().deviceId === deviceId) {
+      return;
+    }
+    const gen = this.gen;
+    this.switching = true;
+    this.render();
+    /** @type {import('./media.js').MediaRequest} */
+    const req = {
+      audio: kind === 'audio' ? deviceId : false,
+      video: kind === 'video' ? deviceId : false,
+    };
+    let res = await openLocalMedia(req);
+    if (!res.stream && res.error === 'media-busy' && old) {
+      // Some phones open one camera at a time: let go of the old one first.
+      old.stop();
+      res = await openLocalMedia(req);
+    }
+    this.switching = false;
+    const track = res.stream?.getTracks().find((t) => t.kind === kind);
+    if (gen !== this.gen || stream !== this.stream) {
+      res.stream?.getTracks().forEach((t) => t.stop());
+      this.render();
+      return;
+    }
+    if (!track) {
+      console.warn('[alisay] device switch failed', res.detail);
+      this.view.setDeviceNote(messages.error(deviceError(res.error ?? '')));
+      await this.pickers.refresh(stream);
+      this.render();
+      return;
+    }
+    if (old) {
+      track.enabled = old.enabled;
+      stream.removeTrack(old);
+    }
+    stream.addTrack(track);
+    this.watchTrack(track);
+    try {
+      const how = await this.call?.replaceTrack(track, stream);
+      console.info('[alisay] switched', kind, how ?? 'before the call');
+    } catch (err) {
+      console.warn(
+          '[alisay] replaceTrack failed',
+          err instanceof Error ? err.name : err,
+      );
+    }
+    old?.stop();
+    if (kind === 'audio') {
+      this.meter.attach(track);
+    } else {
+      this.view.reloadLocalStream(stream);
+    }
+    const select =
+      kind === 'audio' ? this.view.micSelect : this.view.cameraSelect;
+    await this.pickers.refresh(stream);
+    this.view.setDeviceNote(
+        messages.status('device-switched', {
+          name: DevicePickers.chosenLabel(select),
+        }),
+    );
+    this.render();
+  }
+
+  /**
+   * Plays the other person through another speaker (`setSinkId`).
+   * @param {string} deviceId
+   */
+  async chooseSpeaker(deviceId) {
+    const video = this.view.remoteVideo;
+    if (typeof video.setSinkId !== 'function') return;
+    try {
+      await video.setSinkId(deviceId);
+      this.pickers.speakerId = deviceId;
+      this.view.setDeviceNote(
+          messages.status('device-switched', {
+            name: DevicePickers.chosenLabel(this.view.speakerSelect),
+          }),
+      );
+    } catch (err) {
+      console.warn(
+          '[alisay] setSinkId failed',
+          err instanceof Error ? err.name : err,
+      );
+      this.view.setDeviceNote(messages.error('device-error'));
+      void this.pickers.refresh(this.stream);
     }
   }
 
@@ -569,7 +745,7 @@ export class App {
       if (call !== this.call) return;
       if (call.state === 'connected' && !this.stats) {
         this.stats = new CallStats(call.pc, (sample) => {
-          if (call === this.call) this.view.setStats(sample);
+          if (call === this.call) this.onSample(sample);
         });
       }
       this.render();
@@ -587,7 +763,46 @@ export class App {
     this.call?.close();
     this.call = null;
     this.view.setRemoteStream(null);
-    this.view.setStats(null);
+    this.view.setQuality(null, null);
+    this.warning = false;
+    this.poorRun = 0;
+    this.okRun = 0;
+    this.sampled = false;
+  }
+
+  /**
+   * One statistics reading: the badge, and the warning when the connection
+   * stays poor (shown after {@link POOR_TO_WARN} poor readings, gone after
+   * {@link OK_TO_CLEAR} better ones).
+   * @param {import('./stats.js').Sample} sample
+   */
+  onSample(sample) {
+    const a = assessQuality(sample);
+    this.sampled = true;
+    this.view.setQuality(sample, a);
+    if (a.level === 'poor') {
+      this.poorRun += 1;
+      this.okRun = 0;
+    } else {
+      this.okRun += 1;
+      this.poorRun = 0;
+    }
+    if (a.level === 'poor' && (this.warning || this.poorRun >= POOR_TO_WARN)) {
+      if (!this.warning) {
+        console.warn('[alisay] poor connection:', a.reasons.join('; '));
+        this.view.announce(
+            messages.status('quality-announce-poor', {
+              reasons: a.reasons.join('; '),
+            }),
+        );
+      }
+      this.warning = true;
+      this.view.setQualityWarning(a.reasons);
+    } else if (this.warning && this.okRun >= OK_TO_CLEAR) {
+      this.warning = false;
+      this.view.setQualityWarning(null);
+      this.view.announce(messages.status('quality-announce-ok'));
+    }
   }
 
   // ---- ICE restart and credentials ------------------------------------------
@@ -661,8 +876,19 @@ export class App {
     console.info('[alisay] signaling reconnect in', delayMs, 'ms:', reason);
     if (this.signaling?.everAdmitted) {
       this.reconnecting = reason;
+      this.retryAt = Date.now() + delayMs;
+      if (this.retryTicker === undefined) {
+        this.retryTicker = setInterval(() => this.renderDetail(), 250);
+      }
       this.render();
     }
+  }
+
+  /** @private Stops the reconnect countdown. */
+  stopRetryTicker() {
+    clearInterval(this.retryTicker);
+    this.retryTicker = undefined;
+    this.retryAt = 0;
   }
 
   /** @param {string} code why the session ended */
@@ -712,7 +938,11 @@ export class App {
     this.closeCall();
     this.stream?.getTracks().forEach((t) => t.stop());
     this.stream = null;
+    this.meter.detach();
     this.view.setLocalStream(null);
+    this.view.setDeviceNote('');
+    this.stopRetryTicker();
+    this.switching = false;
     this.session = null;
     this.localReady = false;
     this.peerPresent = false;
@@ -739,6 +969,26 @@ export class App {
     const enable = !tracks[0].enabled;
     for (const t of tracks) t.enabled = enable;
     this.render();
+  }
+
+  /** Hands the invite link to the system's share sheet (phones). */
+  async shareInvite() {
+    if (!this.invite || !this.admitted) return;
+    if (typeof navigator.share !== 'function') return;
+    const link = this.invite.link;
+    try {
+      await navigator.share({
+        title: messages.status('share-title'),
+        text: messages.status('share-text'),
+        url: link,
+      });
+      this.view.setCopyNote(messages.status('shared'));
+    } catch (err) {
+      // AbortError: the person closed the share sheet; nothing to say.
+      if (err instanceof Error && err.name !== 'AbortError') {
+        await this.copyInvite();
+      }
+    }
   }
 
   /** Copies the invite link. */
@@ -824,6 +1074,11 @@ export class App {
       this.lastState = state;
     }
     this.view.setStatus(state, this.statusText(state));
+    this.renderDetail();
+    this.view.setPlaceholder(this.placeholderText(state));
+    this.view.setQualityPending(
+        this.call?.state === 'connected' && !this.sampled,
+    );
     const audio = this.stream?.getAudioTracks() ?? [];
     const video = this.stream?.getVideoTracks() ?? [];
     this.view.setControls({
@@ -835,7 +1090,42 @@ export class App {
       hasVideo: video.length > 0,
       muted: audio.length > 0 && !audio[0].enabled,
       cameraOff: video.length > 0 && !video[0].enabled,
+      switching: this.switching,
     });
+  }
+
+  /** Shows the second status line (the reconnect countdown, hints). */
+  renderDetail() {
+    const state = this.dataState();
+    let text = '';
+    if (state === 'reconnecting' && this.retryAt > 0) {
+      const s = Math.ceil((this.retryAt - Date.now()) / 1000);
+      text =
+        s > 0 ?
+          messages.status('retry-in', {s}) :
+          messages.status('retry-now');
+    } else if (state === 'waiting') {
+      text = messages.status('waiting-hint');
+    }
+    this.view.setStatusDetail(text);
+  }
+
+  /**
+   * The words over the remote video while it has no picture.
+   * @param {string} state
+   * @return {string}
+   */
+  placeholderText(state) {
+    switch (state) {
+      case 'waiting':
+        return messages.status('remote-waiting');
+      case 'peer-left':
+        return messages.status('remote-left');
+      case 'connected':
+        return '';
+      default:
+        return messages.status('remote-connecting');
+    }
   }
 
   /** `window.alisay`: a small read-only handle for tests and debugging. */
@@ -856,6 +1146,9 @@ export class App {
       },
       get roomId() {
         return app.roomId;
+      },
+      get stream() {
+        return app.stream;
       },
     });
     Object.defineProperty(window, 'alisay', {value: handle, enumerable: false});

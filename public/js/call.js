@@ -266,6 +266,39 @@ export class Call extends EventTarget {
     }
   }
 
+  /**
+   * Sends `track` instead of the current track of its kind, with
+   * `RTCRtpSender.replaceTrack`: no renegotiation, the connection stays as it
+   * is. Before the polite side has added its media (see {@link addMedia}) there
+   * is no sender yet, and the pending stream (the owner's, changed in place)
+   * carries the new track. A kind that was not sent before (a camera plugged
+   * in during a voice call) is added, which renegotiates once.
+   * @param {MediaStreamTrack} track
+   * @param {MediaStream} stream the local stream `track` now belongs to
+   * @return {Promise<'replaced'|'pending'|'added'|'closed'>}
+   */
+  async replaceTrack(track, stream) {
+    if (this.closed) return 'closed';
+    if (this.pendingStream) return 'pending';
+    const sender =
+      this.pc.getSenders().find((s) => s.track?.kind === track.kind) ??
+      this.pc
+          .getTransceivers()
+          .find(
+              (t) =>
+                !t.stopped &&
+                t.sender.track === null &&
+                t.receiver.track.kind === track.kind &&
+                (t.direction === 'sendrecv' || t.direction === 'sendonly'),
+          )?.sender;
+    if (!sender) {
+      this.pc.addTrack(track, stream);
+      return 'added';
+    }
+    await sender.replaceTrack(track);
+    return 'replaced';
+  }
+
   /** Starts an ICE restart (perfect negotiation sends the new offer). */
   restartIce() {
     if (!this.closed) this.pc.restartIce();

@@ -1,7 +1,14 @@
 /**
  * @file Local camera and microphone. Called only after an explicit action of
- *     the user (Start, or Test camera and microphone), never on page load (SPEC
- *     §7.6).
+ *     the user (Start, Test camera and microphone, or choosing a device), never
+ *     on page load (SPEC §7.6).
+ */
+
+/**
+ * What to open, per kind: `false` not at all, `null` any device (the
+ * browser's default), a string that `deviceId`.
+ * @typedef {{audio: (string|null|false), video: (string|null|false)}}
+ *     MediaRequest
  */
 
 /**
@@ -47,34 +54,51 @@ function codeOf(err) {
 }
 
 /**
- * Opens camera and microphone; falls back to the microphone alone when there is
- * no camera.
+ * The constraints of one kind.
+ * @param {string|null|false} want
+ * @param {object} base
+ * @return {boolean|MediaTrackConstraints}
+ */
+function constraint(want, base) {
+  if (want === false) return false;
+  return want === null ? {...base} : {...base, deviceId: {exact: want}};
+}
+
+/**
+ * One `getUserMedia` call.
+ * @param {MediaRequest} req
  * @return {Promise<MediaResult>} never rejects
  */
-export async function openLocalMedia() {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    return {error: 'insecure', detail: 'navigator.mediaDevices is missing'};
-  }
+async function open(req) {
   try {
     return {
       stream: await navigator.mediaDevices.getUserMedia({
-        audio: AUDIO,
-        video: VIDEO,
+        audio: constraint(req.audio, AUDIO),
+        video: constraint(req.video, VIDEO),
       }),
     };
-  } catch (err) {
-    const code = codeOf(err);
-    if (code !== 'media-not-found') {
-      return {error: code, detail: err instanceof Error ? err.name : 'unknown'};
-    }
-  }
-  // No camera (or none matching): a voice call is still a call.
-  try {
-    return {stream: await navigator.mediaDevices.getUserMedia({audio: AUDIO})};
   } catch (err) {
     return {
       error: codeOf(err),
       detail: err instanceof Error ? err.name : 'unknown',
     };
   }
+}
+
+/**
+ * Opens camera and/or microphone. When both are asked for and no camera is
+ * found, falls back to the microphone alone (a voice call is still a call).
+ * @param {MediaRequest} [req] default: the default camera and microphone
+ * @return {Promise<MediaResult>} never rejects
+ */
+export async function openLocalMedia(req = {audio: null, video: null}) {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    return {error: 'insecure', detail: 'navigator.mediaDevices is missing'};
+  }
+  const res = await open(req);
+  if (res.stream || res.error !== 'media-not-found') return res;
+  if (req.audio !== false && req.video !== false) {
+    return open({audio: req.audio, video: false});
+  }
+  return res;
 }

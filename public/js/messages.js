@@ -9,7 +9,7 @@ const STATUS = Object.freeze({
   'idle':
     'Press Generate room to create a private call, then send the invite link ' +
     'to the other person.',
-  'ready': 'Choose a connection mode and press Start.',
+  'ready': 'Press Start to join the call.',
   'joining': 'Joining the call…',
   'preflight': 'Checking the relay server…',
   'media':
@@ -24,18 +24,62 @@ const STATUS = Object.freeze({
   'error': 'Not connected.',
   // Refinements of the states above.
   'ready-generated':
-    'Send the invite link to the other person, then press Start. Choose a ' +
-    'connection mode first if you like.',
+    'Press Start, then send the invite link to the other person.',
   'testing':
     'Checking your camera and microphone. Allow access if your browser asks.',
-  'tested': 'Your camera and microphone work. Press Start when you are ready.',
-  'restarting': 'Server restarting, reconnecting…',
+  'tested':
+    'You should see yourself, and the microphone bar moves when you speak. ' +
+    'Press Start when you are ready.',
+  'restarting': 'The server is restarting, reconnecting…',
   'call-continues': ' Your call continues meanwhile.',
   'peer-here': 'The other person is here and getting ready…',
   'interrupted': 'Connection interrupted, trying to recover…',
   'failed': 'Connection failed, trying again…',
-  'copied': 'Invite link copied.',
+  'copied': 'Invite link copied. Paste it into a message to the other person.',
   'copy-manual': 'The link is selected: press Ctrl+C (or ⌘C) to copy it.',
+  'shared': 'Invite link shared.',
+  // Secondary lines (#status-detail, the video placeholder).
+  'waiting-hint':
+    'Send them the invite link if you have not yet (Copy invite).',
+  'retry-in': 'Next try in {s} s.',
+  'retry-now': 'Trying now…',
+  'remote-waiting': 'Waiting for the other person…',
+  'remote-connecting': 'Connecting…',
+  'remote-left': 'The other person left.',
+  // Text handed to the system's share sheet (Share invite).
+  'share-title': 'Alisay Call',
+  'share-text': 'Join my private video call:',
+  // Devices.
+  'no-camera': 'No camera found',
+  'no-microphone': 'No microphone found',
+  'camera-n': 'Camera {n}',
+  'microphone-n': 'Microphone {n}',
+  'speaker-n': 'Speaker {n}',
+  'device-switched': 'Switched to {name}.',
+  'device-ended':
+    'Your {kind} stopped working (unplugged?). Choose another one above.',
+  // Connection quality (#quality, #quality-warning).
+  'quality-good': 'Good connection',
+  'quality-fair': 'Fair connection',
+  'quality-poor': 'Poor connection',
+  'quality-waiting': 'Measuring the connection…',
+  'quality-warning':
+    'Poor connection: {reasons}. The sound or picture may break up.',
+  'quality-announce-poor': 'The connection is poor: {reasons}.',
+  'quality-announce-ok': 'The connection is good again.',
+});
+
+/**
+ * Why the connection is poor (#quality-warning), by kind; `{v}` is the
+ * measured value.
+ * @type {Readonly<Record<string, string>>}
+ */
+const QUALITY = Object.freeze({
+  'loss': 'High packet loss ({v}%)',
+  'rtt': 'Long delay (round trip {v} ms)',
+  'jitter': 'Unsteady connection (jitter {v} ms)',
+  'mos': 'Low estimated call quality (MOS {v} of 5)',
+  'stalled': 'Nothing arrives from the other person',
 });
 
 /** @type {Readonly<Record<string, string>>} */
@@ -47,9 +91,11 @@ const ERRORS = Object.freeze({
   'join-timeout':
     'Joining took too long. Check your connection and press Start again.',
   'room-not-allowed':
-    'This room does not exist on this server or has expired. Ask for a new ' +
-    'invite link.',
-  'room-full': 'This call already has two people. Try again later.',
+    'This invite link is not allowed on this server, or its room has ' +
+    'expired. Ask the other person for a new invite link.',
+  'room-full':
+    'This call is busy: two people are already in it. If one of them is you ' +
+    'in another tab or window, close that one and press Start again.',
   'rate-limited':
     'Too many attempts from your network. Wait a minute and press Start ' +
     'again.',
@@ -79,6 +125,14 @@ const ERRORS = Object.freeze({
     'program and press Start again.',
   'media-error':
     'Could not start your camera or microphone. Press Start to try again.',
+  'device-denied':
+    'Access to that device was denied. Allow it in your browser\'s site ' +
+    'settings, or choose another one.',
+  'device-busy':
+    'That device is in use by another program. Close that program, or ' +
+    'choose another one.',
+  'device-missing': 'That device is no longer connected. Choose another one.',
+  'device-error': 'Could not switch to that device. Choose another one.',
   'insecure':
     'Calls need a secure connection. Open this page with an https:// ' +
     'address.',
@@ -111,12 +165,33 @@ const ERRORS = Object.freeze({
 });
 
 /**
- * The sentences of the page.
- * @type {{status: (state: string) => string, error: (code: string) => string}}
+ * Replaces `{name}` placeholders.
+ * @param {string} text
+ * @param {Record<string, string|number>} [values]
+ * @return {string}
+ */
+function fill(text, values = {}) {
+  return text.replace(/\{(\w+)\}/g, (m, k) =>
+    k in values ? String(values[k]) : m,
+  );
+}
+
+/**
+ * The sentences of the page: `status(state, values?)`, `error(code)`,
+ * `quality(kind, value)`; `hasError(code)` says whether a code has its own
+ * sentence.
+ * @type {{
+ *   status: function(string, Record<string, (string|number)>=): string,
+ *   error: function(string): string,
+ *   hasError: function(string): boolean,
+ *   quality: function(string, (string|number)): string,
+ * }}
  */
 export const messages = Object.freeze({
-  status: (state) => STATUS[state] ?? STATUS.error,
+  status: (state, values) => fill(STATUS[state] ?? STATUS.error, values),
   error: (code) => ERRORS[code] ?? unexpected(code),
+  hasError: (code) => Object.hasOwn(ERRORS, code),
+  quality: (kind, value) => fill(QUALITY[kind] ?? kind, {v: value}),
 });
 
 /**
