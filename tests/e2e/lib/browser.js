@@ -63,9 +63,12 @@ async function playwrightDisableFeaturesArg() {
 
 /**
  * Launches headless Chromium with the test flags.
+ * @param {object} [o]
+ * @param {Record<string, string>} [o.env] the browser's environment (default: ours), e.g. with
+ *     `HOME` pointing at a home whose NSS database trusts a test CA (lib/tls.js)
  * @returns {Promise<import("playwright-core").Browser>}
  */
-export async function launchBrowser() {
+export async function launchBrowser({ env } = {}) {
   const defaultArg = await playwrightDisableFeaturesArg();
   const merged = `${defaultArg},${EXTRA_DISABLED_FEATURE}`;
   return chromium.launch({
@@ -74,6 +77,7 @@ export async function launchBrowser() {
     ignoreDefaultArgs: [defaultArg],
     args: [...FLAGS, merged],
     timeout: 30_000,
+    ...(env ? { env } : {}),
   });
 }
 
@@ -148,9 +152,11 @@ export class Caller {
   /**
    * @param {import("playwright-core").Browser} browser
    * @param {string} label file-name-safe label, e.g. `a-relay-A`
+   * @param {import("playwright-core").BrowserContextOptions} [contextOptions] more options for
+   *     the context (e.g. `ignoreHTTPSErrors` for a negative TLS control)
    */
-  static async open(browser, label) {
-    const context = await browser.newContext({ viewport: { width: 800, height: 700 } });
+  static async open(browser, label, contextOptions = {}) {
+    const context = await browser.newContext({ viewport: { width: 800, height: 700 }, ...contextOptions });
     context.setDefaultTimeout(15_000);
     const page = await context.newPage();
     const c = new Caller(context, page, label);

@@ -106,7 +106,8 @@ export async function pollUntil(what, fn, { timeoutMs = 10_000, everyMs = 100 } 
   }
 }
 
-function tcpOpen(port, host = "127.0.0.1") {
+/** Whether something accepts TCP connections on `host:port` (1 s timeout). */
+export function tcpOpen(port, host = "127.0.0.1") {
   return new Promise((resolve) => {
     const s = net.connect({ port, host });
     const done = (ok) => {
@@ -120,7 +121,7 @@ function tcpOpen(port, host = "127.0.0.1") {
 }
 
 /** A child process in the foreground, logged to a file, stopped by PID. */
-class Proc {
+export class Proc {
   constructor(name, cmd, args, logPath, env = process.env) {
     this.name = name;
     this.logPath = logPath;
@@ -175,6 +176,8 @@ export class Deployment {
   constructor({ name = "", port = 8787, credentialTtl = "30s", turn = true } = {}) {
     this.port = port;
     this.origin = `http://127.0.0.1:${port}`;
+    /** Where `alisay serve` itself answers (health checks); subclasses behind a proxy keep it. */
+    this.backendOrigin = this.origin;
     this.turnPort = 3478;
     this.credentialTtl = credentialTtl;
     this.turn = turn;
@@ -184,6 +187,9 @@ export class Deployment {
     this.coturnConfPath = path.join(this.tmp, "turnserver.conf");
     this.alisayLog = path.join(OUT_DIR, name ? `alisay-${name}.log` : "alisay.log");
     this.coturnLog = path.join(OUT_DIR, "coturn.log");
+    this.coturnStdoutLog = path.join(OUT_DIR, "coturn.stdout.log");
+    /** The YAML `alisay serve` runs with; `null` means {@link yamlPath}. */
+    this.serverConfigPath = null;
     this.serverStarts = 0;
   }
 
@@ -286,7 +292,7 @@ logging:
   }
 
   async startCoturn() {
-    this.coturn = new Proc("coturn", TURNSERVER, ["-c", this.coturnConfPath], path.join(OUT_DIR, "coturn.stdout.log"));
+    this.coturn = new Proc("coturn", TURNSERVER, ["-c", this.coturnConfPath], this.coturnStdoutLog);
     await pollUntil("coturn to listen on 127.0.0.1:3478/tcp", async () => {
       if (!this.coturn.running) throw Object.assign(new Error(`coturn exited: ${JSON.stringify(this.coturn.exitStatus)} (see out/coturn*.log)`), { fatal: true });
       return tcpOpen(this.turnPort);
@@ -295,11 +301,11 @@ logging:
 
   async startServer() {
     this.serverStarts += 1;
-    this.server = new Proc(`alisay serve #${this.serverStarts}`, ALISAY_BIN, ["serve", "--config", this.yamlPath], this.alisayLog, alisayEnv({ RUST_BACKTRACE: "1" }));
+    this.server = new Proc(`alisay serve #${this.serverStarts}`, ALISAY_BIN, ["serve", "--config", this.serverConfigPath ?? this.yamlPath], this.alisayLog, alisayEnv({ RUST_BACKTRACE: "1" }));
     const server = this.server;
     await pollUntil("alisay /healthz to answer 200", async () => {
       if (!server.running) throw Object.assign(new Error(`alisay serve exited: ${JSON.stringify(server.exitStatus)} (see out/alisay.log)`), { fatal: true });
-      const res = await fetch(`${this.origin}/healthz`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`${this.backendOrigin}/healthz`, { signal: AbortSignal.timeout(1000) });
       return res.status === 200;
     }, { timeoutMs: 15_000, everyMs: 50 });
   }
