@@ -1116,15 +1116,18 @@ export class App {
    * @return {string}
    */
   placeholderText(state) {
+    // Media flows (even while signaling reconnects): the picture speaks.
+    if (this.call?.state === 'connected') return '';
     switch (state) {
       case 'waiting':
         return messages.status('remote-waiting');
       case 'peer-left':
         return messages.status('remote-left');
-      case 'connected':
-        return '';
-      default:
+      case 'connecting':
+      case 'reconnecting':
         return messages.status('remote-connecting');
+      default:
+        return '';
     }
   }
 

@@ -116,8 +116,9 @@ const ERRORS = Object.freeze({
     'again.',
   // Browser side.
   'media-denied':
-    'Camera and microphone access was denied. Allow it in your browser\'s ' +
-    'site settings and press Start again.',
+    'Camera and microphone access was denied. To allow it, tap or click the ' +
+    'lock or camera icon next to the web address, allow Camera and ' +
+    'Microphone, then press Start again.',
   'media-not-found':
     'No camera or microphone was found. Connect one and press Start again.',
   'media-busy':

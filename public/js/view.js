@@ -198,6 +198,9 @@ export class View {
     document.body.classList.toggle('in-call', c.inSession);
     // Before a call the empty video area and the call controls are noise.
     document.body.classList.toggle('quiet', !c.inSession);
+    // Joining, checking the relay, waiting for camera permission: no pictures
+    // yet, so no empty video area.
+    document.body.classList.toggle('no-media', !c.hasMedia);
     this.startBox.hidden = !c.hasRoom || c.inSession;
     this.start.disabled = !c.hasRoom || c.inSession || c.testing;
     this.testMedia.hidden = c.hasMedia || c.inSession;
@@ -207,6 +210,8 @@ export class View {
     this.shareInvite.hidden = !this.canShare || !c.hasRoom;
     this.shareInvite.disabled = !c.canCopy;
     this.hangup.disabled = !c.inSession;
+    this.mute.hidden = !c.hasMedia;
+    this.camera.hidden = !c.hasMedia;
     this.mute.disabled = !c.hasMedia;
     this.mute.setAttribute('aria-pressed', String(c.hasMedia && c.muted));
     this.mute.textContent = c.hasMedia && c.muted ? 'Unmute' : 'Mute';

@@ -265,7 +265,7 @@ scenario(
     await waitState(A, "ready");
     await A.page.click("#test-media");
     await A.page.waitForSelector('#error[data-code="media-denied"]', { state: "visible" });
-    assert.match(await visibleText(A, "#error"), /^Camera and microphone access was denied\. Allow it in your browser's site settings/);
+    assert.match(await visibleText(A, "#error"), /^Camera and microphone access was denied\. To allow it, tap or click the lock or camera icon next to the web address/);
     assert.equal(await A.page.isVisible("#check"), false, "no device check without devices");
     // Start: admitted, relay checked, then the request is refused: the same sentence, and the
     // room is left (a person without camera/microphone does not hold the other's call).
