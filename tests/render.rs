@@ -149,6 +149,20 @@ fn golden_files() {
     });
 }
 
+/// The shipped examples render, and their output is reviewed like the fixtures'.
+/// (`examples/production.yaml` joins once its turn.secret_file names the host file; see
+/// tests/render/invalid/credential-path.yaml for why a credential path cannot render.)
+#[test]
+fn golden_examples() {
+    insta::with_settings!({ snapshot_path => "render/snapshots", prepend_module_to_snapshot => false }, {
+        insta::glob!("../examples", "development.yaml", |path| {
+            for f in rendered(&load(path)) {
+                insta::assert_snapshot!(format!("example__{}", f.path.replace('/', "__")), f.text);
+            }
+        });
+    });
+}
+
 #[test]
 fn invalid_configs_report_every_problem() {
     let root = manifest_dir().to_string_lossy().into_owned();

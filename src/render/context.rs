@@ -385,6 +385,25 @@ fn check_join(check: &mut Check, dir: &Path, name: &str) -> String {
     check.path("paths.coturn_runtime_dir", &dir.join(name))
 }
 
+/// `turn.secret_file` as the units' `LoadCredential=` source: the secret's file on the host.
+/// The units point the services at their private copy themselves (`%d/turn-secret`), so a
+/// credential path here would be loaded from itself and never exist.
+fn secret_source(config: &Config, check: &mut Check) -> Option<String> {
+    let path = config.turn.secret_file.as_deref()?;
+    if path.starts_with("/run/credentials") {
+        check.problem(
+            "turn.secret_file",
+            format!(
+                "`{}` is a systemd credential path; give the secret's file on the host (e.g. \
+                 /etc/alisay/turn-secret, root 0600): the rendered units load it with \
+                 LoadCredential= and point the services at their private copy",
+                path.display()
+            ),
+        );
+    }
+    Some(check.path("turn.secret_file", path))
+}
+
 fn server_unit(config: &Config, check: &mut Check) -> ServerUnitCtx {
     let listen = config.server.listen;
     let loopback_only = listen.ip().is_loopback()
@@ -395,11 +414,7 @@ fn server_unit(config: &Config, check: &mut Check) -> ServerUnitCtx {
     ServerUnitCtx {
         binary: check.path("paths.binary", &config.paths.binary),
         config: check.path("paths.config", &config.paths.config),
-        secret_source: config
-            .turn
-            .secret_file
-            .as_deref()
-            .map(|p| check.path("turn.secret_file", p)),
+        secret_source: secret_source(config, check),
         stop_timeout_seconds: ceil_secs(config.server.shutdown_grace) + 10,
         nofile: config
             .server
@@ -436,10 +451,7 @@ fn coturn_unit(config: &Config, coturn: &CoturnCtx, check: &mut Check) -> Coturn
         binary: check.path("paths.binary", &config.paths.binary),
         config: check.path("paths.config", &config.paths.config),
         turnserver: check.path("paths.turnserver", &config.paths.turnserver),
-        secret_source: t
-            .secret_file
-            .as_deref()
-            .map(|p| check.path("turn.secret_file", p)),
+        secret_source: secret_source(config, check),
         tls: coturn.tls,
         tls_cert: coturn.tls_cert.clone(),
         tls_key: coturn.tls_key.clone(),
