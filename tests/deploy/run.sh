@@ -38,6 +38,9 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
 command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v certutil >/dev/null || need_apt+=(libnss3-tools)
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+command -v node >/dev/null || fail "node (>= 20) is missing: the browser call uses tests/e2e's playwright-core"
 [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null ||
     need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
@@ -246,6 +249,19 @@ apply() {
     RECAP_FAILED=$(sed -n 's/.*alisay-test *: .*failed=\([0-9]*\).*/\1/p' "$WORK/$name.log")
     APPLY_RC=$rc
 }
+# The message of the task that failed in a run expected to fail (for the reader of the log).
+show_failure() {
+    python3 - "$WORK/$1.log" <<'PY'
+import json, sys
+failure = ["(no fatal task in the log)"]
+for line in open(sys.argv[1], encoding="utf-8"):
+    if line.startswith("fatal: ") and "=> {" in line:
+        result = json.loads(line.split("=> ", 1)[1])
+        text = (result.get("stderr") or "") + "\n" + (result.get("msg") or "")
+        failure = [l for l in text.strip().splitlines() if l.strip()][:4]
+print("  the play failed with: " + "\n    ".join(failure))
+PY
+}
 # A secret must never reach the play's output (it runs without -v, as an operator would).
 assert_no_secret_in() {
     local secret
@@ -322,6 +338,14 @@ in_host /usr/local/bin/alisay probe https://localhost:8443 --turn-secret-file /e
 cat "$WORK/probe.log"
 assert_no_secret_in "$WORK/probe.log"
 
+say "a browser call through the deployed stack (two Chromium callers, Relay-only)"
+[[ -d tests/e2e/node_modules/playwright-core ]] || npm ci --prefix tests/e2e --no-audit --no-fund
+# Only the network namespace is the host's: Chromium and node come from this machine and reach
+# nothing but the deployed site and TURN server.
+ALISAY_DEPLOY_ORIGIN=https://localhost:8443 ALISAY_DEPLOY_CA="$WORK/ca.crt" \
+    timeout --kill-after=10 180 nsenter -t "$LEADER" -n node tests/deploy/browser-call.mjs ||
+    fail "the browser call through the deployed stack failed"
+
 # --- Broken configs fail the play and change nothing live ------------------------------------
 live_state() {
     in_host sh -eu -c '
@@ -341,7 +365,8 @@ grep -q 'public_origin' "$WORK/bad-config.log" ||
     { cat "$WORK/bad-config.log"; fail "the failure does not name public_origin"; }
 live_state >"$WORK/live.after-bad-config"
 diff -u "$WORK/live.before" "$WORK/live.after-bad-config" || fail "the invalid config changed live files"
-echo "failed as it should (changed=$RECAP_CHANGED in staging only); nothing live changed"
+show_failure bad-config
+echo "failed as it should (changed=$RECAP_CHANGED); nothing live changed"
 
 say "apply with a site nginx refuses (missing certificate): the previous site must come back"
 apply bad-site -e '{"alisay_config": {"mode": "production", "public_origin": "https://localhost:8443", "turn": {"urls": ["turn:localhost:3578?transport=udp"], "secret_file": "/etc/alisay/turn-secret", "listening_port": 3578}, "nginx": {"https_port": 8443, "http_port": 8081, "tls_cert": "/etc/alisay/missing.crt", "tls_key": "/etc/alisay/localhost.key"}}}'
@@ -353,7 +378,21 @@ diff -u "$WORK/live.before" "$WORK/live.after-bad-site" || fail "the refused sit
 in_host nginx -t -q || fail "nginx's configuration is broken after the refused site"
 tenant_state >"$WORK/tenants.after-bad"
 diff -u "$WORK/tenants.before" "$WORK/tenants.after-bad" || fail "the refused site disturbed another tenant"
+show_failure bad-site
 echo "failed as it should; previous site restored, nginx not reloaded, nothing live changed"
+
+say "apply with the TURN port the distribution's coturn holds (3478): must fail before live changes"
+in_host systemctl stop alisay-coturn.service
+live_state >"$WORK/live.before-port"
+apply port-clash -e '{"alisay_config": {"mode": "production", "public_origin": "https://localhost:8443", "turn": {"urls": ["turn:localhost:3478?transport=udp"], "secret_file": "/etc/alisay/turn-secret"}, "nginx": {"https_port": 8443, "http_port": 8081, "tls_cert": "/etc/alisay/localhost.crt", "tls_key": "/etc/alisay/localhost.key"}}}'
+[[ $APPLY_RC -ne 0 ]] || { cat "$WORK/port-clash.log"; fail "a taken TURN port did not fail the play"; }
+grep -q 'Port 3478 is already in use' "$WORK/port-clash.log" ||
+    { cat "$WORK/port-clash.log"; fail "the failure does not name the taken port"; }
+live_state >"$WORK/live.after-port"
+diff -u "$WORK/live.before-port" "$WORK/live.after-port" || fail "the port clash changed live files"
+in_host systemctl start alisay-coturn.service
+show_failure port-clash
+echo "failed as it should, naming the taken port; nothing live changed"
 
 say "apply the good config again: still nothing to change"
 apply third
