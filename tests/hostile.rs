@@ -916,3 +916,107 @@ async fn traversal_and_oversized_requests_are_refused() {
     }
     arena.done("traversal_and_oversized_requests_are_refused");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slow clients: the header read timeout (`server::HEADER_READ_TIMEOUT`, 10 s)
+
+/// What a slow client saw: how long until the server closed, and what it had sent back.
+async fn held_until_closed(mut s: tokio::net::TcpStream, trickle: Vec<u8>) -> (Duration, Vec<u8>) {
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    let mut next = 0;
+    let mut buf = [0u8; 1024];
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "still open after 20 s"
+        );
+        // One byte every 250 ms, while the server listens.
+        if next < trickle.len() {
+            if s.write_all(&trickle[next..=next]).await.is_err() {
+                return (t0.elapsed(), got);
+            }
+            next += 1;
+        }
+        match timeout(Duration::from_millis(250), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (t0.elapsed(), got),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Slow-loris clients that reach the listener directly (behind nginx, `client_header_timeout`
+/// bounds them first): each is closed, without a response, once it has spent 10 s without
+/// completing a request head.
+#[tokio::test]
+async fn slow_loris_connections_are_closed_after_the_header_timeout() {
+    let mut arena = Arena::start(OPEN).await;
+    let port = arena.server.port;
+    let origin = arena.server.origin.clone();
+    let addr = arena.server.addr();
+    let cases: Vec<(&'static str, Vec<u8>, bool)> = vec![
+        ("connect and send nothing", Vec::new(), false),
+        (
+            "request head trickled one byte per 250 ms",
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Slow: {}\r\n\r\n",
+                "s".repeat(80)
+            )
+            .into_bytes(),
+            false,
+        ),
+        (
+            "upgrade request whose head never ends",
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\n{KEY}\r\n{}\r\n",
+                UPGRADE.join("\r\n")
+            )
+            .into_bytes(),
+            false,
+        ),
+        (
+            "idle keep-alive connection after one request",
+            format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").into_bytes(),
+            true,
+        ),
+    ];
+    let mut held = Vec::new();
+    for (case, bytes, answered) in cases {
+        let mut s = common::connect_from(addr, None).await;
+        if answered {
+            // Sent at once: answered, then the connection idles.
+            s.write_all(&bytes).await.unwrap();
+            held.push((
+                case,
+                answered,
+                tokio::spawn(held_until_closed(s, Vec::new())),
+            ));
+        } else {
+            held.push((case, answered, tokio::spawn(held_until_closed(s, bytes))));
+        }
+    }
+    for (case, answered, task) in held {
+        let (took, got) = task.await.unwrap();
+        assert!(
+            took >= Duration::from_millis(9_500) && took < Duration::from_secs(13),
+            "{case}: closed after {took:?}"
+        );
+        if answered {
+            assert!(
+                got.starts_with(b"HTTP/1.1 200"),
+                "{case}: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        } else {
+            assert!(
+                got.is_empty(),
+                "{case}: answered {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        eprintln!("{case}: closed after {took:?}");
+        arena.check(case).await;
+    }
+    arena.done("slow_loris_connections_are_closed_after_the_header_timeout");
+}

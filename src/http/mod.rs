@@ -23,6 +23,11 @@ use crate::turn::TurnSecret;
 
 use tokio_tungstenite::tungstenite;
 
+/// The TCP peer of a request's connection, put into every request's extensions by the accept
+/// loop in `server::run` (warp's own `addr::remote()` is filled only by warp's server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// One frame for a socket's writer: a serialized message, or a close with its code.
 #[derive(Debug)]
 pub enum Outgoing {

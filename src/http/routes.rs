@@ -2,7 +2,7 @@
 //! and adds the security headers to every response.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -17,7 +17,7 @@ use warp::reply::Response as Reply;
 
 use super::assets::{self, json as json_reply, plain};
 use super::client_ip::client_ip;
-use super::{App, ws};
+use super::{App, PeerAddr, ws};
 use crate::signaling::hub::Registration;
 use crate::signaling::protocol::is_room_id;
 
@@ -27,12 +27,12 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
         let app = app.clone();
         warp::any().map(move || app.clone())
     };
-    let client = warp::addr::remote()
+    let client = warp::ext::optional::<PeerAddr>()
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(state.clone())
         .map(
-            |remote: Option<SocketAddr>, xff: Option<String>, app: Arc<App>| {
-                let peer = remote.map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+            |remote: Option<PeerAddr>, xff: Option<String>, app: Arc<App>| {
+                let peer = remote.map_or(IpAddr::from([127, 0, 0, 1]), |a| a.0.ip());
                 client_ip(peer, xff.as_deref(), &app.trusted_proxies)
             },
         );
