@@ -1020,3 +1020,146 @@ async fn slow_loris_connections_are_closed_after_the_header_timeout() {
     }
     arena.done("slow_loris_connections_are_closed_after_the_header_timeout");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the rendered nginx site: request smuggling, query strings in logs
+
+/// One raw request to nginx: the statuses answered, in order, and the whole answer as text.
+async fn via_nginx(site: &support::Site, request: &str) -> (Vec<u16>, String) {
+    let bytes = site.tls_raw(request.as_bytes()).await;
+    (
+        support::statuses(&bytes),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// Request-smuggling shapes sent over TLS to the real nginx running the rendered site, in front
+/// of the real server. nginx refuses each ambiguous framing itself; a request hidden in a body
+/// never reaches `alisay serve` (it would register a room: afterwards that room is still new).
+#[tokio::test]
+async fn smuggling_through_the_rendered_nginx_site_is_refused() {
+    let (https_port, http_port) = support::Site::ports();
+    let origin = format!("https://{}:{https_port}", support::SITE_NAME);
+    let mut arena = Arena::start(&format!("allowed_origins: [\"{origin}\"]")).await;
+    let site = support::Site::start(arena.server.port, https_port, http_port);
+    let host = format!("Host: {}", support::SITE_NAME);
+    let smuggled_room = room_id();
+    let smuggled_body = json!({"roomId": smuggled_room}).to_string();
+    let smuggled = format!(
+        "POST /rooms HTTP/1.1\r\n{host}\r\nOrigin: {origin}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{smuggled_body}",
+        smuggled_body.len()
+    );
+    let post = format!(
+        "POST /rooms HTTP/1.1\r\n{host}\r\nOrigin: {origin}\r\nContent-Type: application/json\r\n"
+    );
+    let body = json!({"roomId": room_id()}).to_string();
+    let cases: Vec<(&'static str, String, Vec<u16>)> = vec![
+        (
+            "Content-Length and Transfer-Encoding together (CL.TE), smuggled request in the body",
+            format!(
+                "{post}Content-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}",
+                5 + smuggled.len()
+            ),
+            vec![400],
+        ),
+        (
+            "Transfer-Encoding before Content-Length (TE.CL), smuggled request in the chunk",
+            format!(
+                "{post}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+                smuggled.len()
+            ),
+            vec![400],
+        ),
+        (
+            "two different Content-Length headers",
+            format!(
+                "{post}Content-Length: {}\r\nContent-Length: 5\r\n\r\n{body}",
+                body.len()
+            ),
+            vec![400],
+        ),
+        (
+            "Transfer-Encoding: xchunked",
+            format!("{post}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
+            vec![501],
+        ),
+        (
+            "Transfer-Encoding: chunked, identity",
+            format!("{post}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
+            vec![501],
+        ),
+        (
+            "obsolete line folding of Transfer-Encoding",
+            format!(
+                "{post}Content-Length: {}\r\nX-Folded: a\r\n Transfer-Encoding: chunked\r\n\r\n{body}",
+                body.len()
+            ),
+            vec![400],
+        ),
+        (
+            "Transfer-Encoding on an HTTP/1.0 request",
+            format!(
+                "POST /rooms HTTP/1.0\r\n{host}\r\nOrigin: {origin}\r\nContent-Type: application/json\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+            vec![400],
+        ),
+        (
+            "chunk size that overflows 64 bits",
+            format!(
+                "{post}Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n{body}\r\n0\r\n\r\n"
+            ),
+            vec![400],
+        ),
+        (
+            "/ws with a query string",
+            format!(
+                "GET /ws?roomId={smuggled_room} HTTP/1.1\r\n{host}\r\nOrigin: {origin}\r\n{KEY}\r\n{}\r\n\r\n",
+                UPGRADE.join("\r\n")
+            ),
+            vec![400],
+        ),
+    ];
+    for (case, request, want) in &cases {
+        let (got, text) = via_nginx(&site, request).await;
+        eprintln!("{case}: {got:?}");
+        assert_eq!(&got, want, "{case}: {text}");
+        if case.starts_with("/ws") {
+            // Refused by alisay serve itself (nginx passed it on), before any upgrade.
+            assert!(
+                text.contains("no query string allowed on /ws"),
+                "{case}: {text}"
+            );
+        }
+        arena.check(case).await;
+    }
+    // The oracle works: a well-formed registration through nginx reaches the server, so the
+    // same room posted directly afterwards is "already registered" (200).
+    let case = "a well-formed POST /rooms through nginx (accepted)";
+    let room = room_id();
+    let body = json!({"roomId": room}).to_string();
+    let (got, text) = via_nginx(
+        &site,
+        &format!(
+            "{post}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(got, [201], "{case}: {text}");
+    assert_eq!(arena.server.post_room(&room).await.status, 200, "{case}");
+    arena.check(case).await;
+    // The smuggled registration never reached the server: that room is still new.
+    let r = arena.server.post_room(&smuggled_room).await;
+    assert_eq!(r.status, 201, "a smuggled POST /rooms reached alisay serve");
+    // The access log has every request, never a query string or the room id.
+    drop(site.nginx);
+    let access = std::fs::read_to_string(&site.access_log).unwrap();
+    assert!(access.contains("\"GET /ws HTTP/1.1\" 400"), "{access}");
+    assert!(
+        !access.contains('?') && !access.contains(&smuggled_room),
+        "{access}"
+    );
+    arena.done("smuggling_through_the_rendered_nginx_site_is_refused");
+}
