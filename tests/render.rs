@@ -286,7 +286,8 @@ fn render_replaces_the_output_directory_atomically() {
                     }
                 };
                 let site_is_prod = site.contains("server_name call.example.org;");
-                let unit_is_prod = unit.contains("--config /etc/alisay/alisay.yaml");
+                let unit_is_prod =
+                    unit.contains("LoadCredential=alisay.yaml:/etc/alisay/alisay.yaml");
                 assert_eq!(site_is_prod, unit_is_prod, "a mixed tree was visible");
                 reads += 1;
             }
@@ -757,14 +758,12 @@ fn unit_relaxations_are_rendered_only_when_needed() {
     assert!(server.contains("\nCapabilityBoundingSet=\nAmbientCapabilities=\nPrivateUsers=yes\n"));
     assert!(server.contains("\nRestrictAddressFamilies=AF_INET AF_INET6\n"));
     assert!(server.contains("\nLoadCredential=turn-secret:/etc/alisay/turn-secret\n"));
+    assert!(server.contains("\nLoadCredential=alisay.yaml:/etc/alisay/alisay.yaml\n"));
     assert!(server.contains("\nEnvironment=ALISAY_TURN__SECRET_FILE=%d/turn-secret\n"));
-    assert!(
-        server
-            .contains("\nExecStart=/usr/local/bin/alisay serve --config /etc/alisay/alisay.yaml\n")
-    );
+    assert!(server.contains("\nExecStart=/usr/local/bin/alisay serve --config %d/alisay.yaml\n"));
     let coturn = file(&files, "systemd/alisay-coturn.service");
     assert!(coturn.contains(
-        "\nExecStartPre=/usr/local/bin/alisay coturn-config --config /etc/alisay/alisay.yaml --out /run/alisay-coturn/turnserver.conf\n"
+        "\nExecStartPre=/usr/local/bin/alisay coturn-config --config %d/alisay.yaml --out /run/alisay-coturn/turnserver.conf\n"
     ));
     assert!(
         coturn.contains("\nExecStart=/usr/bin/turnserver -c /run/alisay-coturn/turnserver.conf\n")

@@ -7,7 +7,7 @@
 #
 #   cargo build && sudo bash tests/render/nspawn-units.sh
 #
-# Needs root, debootstrap and systemd-container (apt). The container has no network
+# Needs root, debootstrap and systemd-container (apt); a debug build (target/debug/alisay). The container has no network
 # (--private-network); everything it checks happens on its own loopback.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,6 +48,9 @@ nginx:
   tls_cert: /etc/alisay/tls/fullchain.pem
   tls_key: /etc/alisay/tls/privkey.pem
 EOF
+# The config holds allowlisted room ids: root only, like the secret; the units load both
+# with LoadCredential=.
+chmod 600 "$etc/alisay.yaml"
 (umask 077; head -c 48 /dev/urandom | base64 -w 0 > "$etc/turn-secret")
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj /CN=call.example.org -addext "subjectAltName=DNS:call.example.org,IP:127.0.0.1" \
