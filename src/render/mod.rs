@@ -100,7 +100,9 @@ pub enum RenderError {
 /// One rendered file: its path relative to the output directory and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// Relative to the output directory, e.g. `nginx/alisay.conf` (one of [`OUTPUTS`]).
     pub path: &'static str,
+    /// The whole file, ending with exactly one newline.
     pub text: String,
 }
 
