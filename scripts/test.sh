@@ -3,9 +3,12 @@
 # coturn, chromium, NSS tools, systemd tools; npm: playwright-core, into tests/e2e only), then
 # runs formatting and lint checks, every Rust test (unit, integration, render, coturn probes)
 # and the browser end-to-end suite inside a loopback-only network namespace.
+# Tools built for the tests (nix formatters, cargo-fuzz, the ansible venv, the Debian tree of
+# the deployment test) are cached in $TEST_CACHE_DIR (default /var/cache/alisay-test) and
+# rebuilt when absent. Environment variables starting with ALISAY_ are config overrides for
+# the alisay binary (see docs/config.md): do not set any while running the tests.
 #
-#   bash scripts/test.sh          # everything
-#   SKIP_E2E=1 bash scripts/test.sh   # Rust checks and tests only (says so at the end)
+#   bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,9 +24,11 @@ phase "Installing system packages the tests need"
 missing=()
 for pair in chromium:chromium nginx:nginx turnserver:coturn turnutils_uclient:coturn \
             certutil:libnss3-tools systemd-analyze:systemd openssl:openssl ip:iproute2 \
-            unshare:util-linux node:nodejs npm:npm curl:curl; do
+            unshare:util-linux node:nodejs npm:npm curl:curl nft:nftables; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+export TEST_CACHE_DIR=${TEST_CACHE_DIR:-/var/cache/alisay-test}
+mkdir -p "$TEST_CACHE_DIR"
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "installing: ${missing[*]}"
@@ -47,15 +52,13 @@ phase "Rust tests (unit, integration, render, coturn probes)"
 cargo test --locked --no-fail-fast
 
 phase "NixOS package and module (parse, format, deadnix, example settings through alisay check/render)"
-ALISAY_BIN="$root/target/release/alisay" bash tests/nix/check.sh
+bash tests/nix/check.sh
 
-if [ "${SKIP_E2E:-0}" = 1 ]; then
-  phase "Browser end-to-end suite SKIPPED (SKIP_E2E=1): this run did not test the browser"
-  exit 0
-fi
-
-phase "Browser end-to-end suite (Chromium, coturn, alisay in a loopback-only namespace)"
+phase "Browser end-to-end suite (Chromium, coturn, nginx, alisay in a loopback-only namespace)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
-ALISAY_BIN="$root/target/release/alisay" bash tests/e2e/run.sh
+bash tests/e2e/run.sh
+
+phase "Deployment: the Ansible role applied twice to a Debian host booted with systemd-nspawn"
+bash tests/deploy/run.sh
 
 phase "All tests passed"

@@ -20,7 +20,7 @@
 #   6. negative cases: owned keys set by the administrator are reported, an invalid config
 #      fails both `alisay check` (exit 64, naming the key) and render.sh.
 # It installs what it needs (apt: nix-bin, python3-venv, shellcheck; cargo: nixpkgs-fmt,
-# deadnix; PyPI: remarshal, gixy, pyflakes), caching the tools in .cache/nix-tools. It never skips a
+# deadnix; PyPI: remarshal, gixy, pyflakes), caching the tools in $TEST_CACHE_DIR/nix-tools (default /var/cache/alisay-test). It never skips a
 # check: a missing tool is installed or the script fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,7 +37,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 alisay=${ALISAY_BIN:-$root/target/release/alisay}
 [ -x "$alisay" ] || fail "no alisay binary at $alisay (run cargo build --release, or set ALISAY_BIN)"
-tools=$root/.cache/nix-tools
+# Built tools are cached outside the checkout so a fresh clone on the same machine reuses them;
+# a machine without the cache builds them (about 2-6 minutes).
+tools=${TEST_CACHE_DIR:-/var/cache/alisay-test}/nix-tools
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Nix as root without a daemon: no build users are needed to evaluate.
@@ -94,7 +96,7 @@ done
 echo "${#nixfiles[@]} files parse"
 
 step "Formatting (nixpkgs-fmt), dead code (deadnix), shell scripts (shellcheck)"
-"$tools/bin/nixpkgs-fmt" --check nixos/ tests/nix/ || fail "run: .cache/nix-tools/bin/nixpkgs-fmt nixos/ tests/nix/"
+"$tools/bin/nixpkgs-fmt" --check nixos/ tests/nix/ || fail "run: $tools/bin/nixpkgs-fmt nixos/ tests/nix/"
 "$tools/bin/deadnix" --fail nixos/ tests/nix/ || fail "deadnix found unused bindings"
 shellcheck nixos/render.sh tests/nix/check.sh || fail "shellcheck"
 
