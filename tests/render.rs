@@ -17,6 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use alisay::config::{Config, peers::DEFAULT_DENIED_PEER_RANGES};
 use alisay::render::{self, OUTPUTS, RenderError, TEMPLATES};
 
+#[path = "render/support.rs"]
+mod support;
+use support::{Proc, require};
+
 /// Exposure gates for `systemd-analyze security --offline=true` (exposure x 10, lower is
 /// better). The measured scores are recorded in docs/deploy.md; raise a gate only with a
 /// commented relaxation in the unit template.
@@ -41,18 +45,6 @@ fn configs() -> Vec<(&'static str, Config)> {
     FIXTURES.iter().map(|f| (*f, load(&fixture(f)))).collect()
 }
 
-/// The absolute path of an installed program; panics (fails the test) if it is missing.
-fn require(program: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{program}` is not installed; run scripts/test.sh (it installs nginx, coturn, systemd, openssl with apt)")
-        })
-}
-
 /// Runs `program args` under `timeout 60`, returning its output.
 fn run(program: &Path, args: &[&str]) -> Output {
     Command::new("timeout")
@@ -73,35 +65,6 @@ fn rendered(config: &Config) -> Vec<render::Rendered> {
 
 fn file<'a>(files: &'a [render::Rendered], path: &str) -> &'a str {
     &files.iter().find(|f| f.path == path).expect(path).text
-}
-
-/// A self-signed P-256 certificate and key for `name`, made with openssl.
-fn test_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = run(
-        &require("openssl"),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            &format!("subjectAltName=DNS:{name}"),
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
-    (cert, key)
 }
 
 #[test]
@@ -622,7 +585,7 @@ fn nginx_accepts_every_rendered_site_beside_another_site() {
         } else {
             config.nginx.server_name.clone()
         };
-        let (cert, key) = test_cert(&dir, &host);
+        let (_, cert, key) = test_ca_and_leaf(&dir, &[&host]);
         config.nginx.tls_cert = Some(cert);
         config.nginx.tls_key = Some(key);
         config.nginx.access_log = dir.join("logs/alisay.access.log");
@@ -808,68 +771,23 @@ fn rendered_site_and_coturn_serve_a_real_deployment() {
         "127.0.0.1 localhost call.example.org turn.example.org\n::1 localhost ip6-localhost\n",
     )
     .unwrap();
-    let status = Command::new("timeout")
-        .arg("180")
-        .arg(require("unshare"))
-        .args([
-            "-n",
-            "-m",
-            "sh",
-            "-c",
-            // A veth pair gives coturn a non-loopback address to relay from, as on a real
-            // host (both ends stay inside the namespace; the benchmarking and documentation
-            // ranges are never routed anyway).
-            "ip link set lo up \
-             && ip link add alisay0 type veth peer name alisay1 \
-             && ip addr add 198.18.0.1/24 dev alisay0 \
-             && ip -6 addr add 2001:db8:ff::1/64 dev alisay0 nodad \
-             && ip link set alisay1 up && ip link set alisay0 up \
-             && mount --bind \"$HOSTS\" /etc/hosts && exec \"$0\" \"$@\"",
-        ])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "rendered_site_and_coturn_serve_a_real_deployment",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("HOSTS", &hosts)
-        .env(IN_NAMESPACE, "1")
-        .status()
-        .expect("run unshare");
-    assert!(
-        status.success(),
-        "the stack test inside the namespace failed: {status}"
+    support::rerun_in_namespace(
+        "rendered_site_and_coturn_serve_a_real_deployment",
+        IN_NAMESPACE,
+        &["-n", "-m"],
+        // A veth pair gives coturn a non-loopback address to relay from, as on a real host
+        // (both ends stay inside the namespace; the benchmarking and documentation ranges
+        // are never routed anyway). The mount namespace is private: /etc/hosts changes here
+        // only.
+        "ip link set lo up \
+         && ip link add alisay0 type veth peer name alisay1 \
+         && ip addr add 198.18.0.1/24 dev alisay0 \
+         && ip -6 addr add 2001:db8:ff::1/64 dev alisay0 nodad \
+         && ip link set alisay1 up && ip link set alisay0 up \
+         && mount --bind \"$HOSTS\" /etc/hosts",
+        &[("HOSTS", hosts.as_os_str())],
+        std::time::Duration::from_secs(180),
     );
-}
-
-/// A child process killed (SIGTERM, then SIGKILL) when dropped.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        for _ in 0..30 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Proc {
-    let out = fs::File::create(log).unwrap();
-    let child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {name}: {e}"));
-    Proc(child)
 }
 
 /// Waits (bounded) until something accepts TCP connections on `addr`.
@@ -1030,8 +948,8 @@ fn stack_in_namespace() {
     let mut serve = Command::new(alisay);
     serve.args(["serve", "--config"]).arg(&fixture_path);
     with_env(&mut serve);
-    let _serve = spawn("alisay serve", &mut serve, &dir.join("logs/serve.log"));
-    let _coturn = spawn(
+    let _serve = Proc::spawn("alisay serve", &mut serve, &dir.join("logs/serve.log"));
+    let _coturn = Proc::spawn(
         "coturn",
         Command::new(require("turnserver"))
             .arg("-c")
@@ -1039,7 +957,7 @@ fn stack_in_namespace() {
             .current_dir(dir),
         &dir.join("logs/coturn.log"),
     );
-    let _nginx = spawn(
+    let nginx = Proc::spawn(
         "nginx",
         Command::new(require("nginx"))
             .args(["-p", dir.to_str().unwrap(), "-c"])
@@ -1188,7 +1106,7 @@ fn stack_in_namespace() {
             "https://call.example.org/healthz?token=query-canary",
         ],
     );
-    drop(_nginx);
+    nginx.stop(); // flushes the access log
     let access = fs::read_to_string(dir.join("logs/alisay.access.log")).unwrap();
     assert!(access.contains("\"GET /healthz HTTP/1.1\" 200"), "{access}");
     assert!(

@@ -13,12 +13,16 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use alisay::config::Config;
 use alisay::probe::turn::{Outcome, Session, TurnUrl};
 use alisay::turn::{Credentials, TurnSecret, credentials};
+
+#[path = "../render/support.rs"]
+mod support;
+use support::{Proc, require};
 
 /// Set (to anything) in the re-executed test inside the namespace. Not `ALISAY_*`: the
 /// config loader reads every variable with that prefix.
@@ -53,88 +57,32 @@ const DENIED_PEERS: &[(&str, &str)] = &[
     ("fe80::1", "IPv6 link-local"),
 ];
 
-fn require(program: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{program}` is not installed; run scripts/test.sh (apt-get install coturn iproute2 util-linux)")
-        })
-}
-
 #[test]
 fn coturn_enforces_the_rendered_turn_policy() {
     if std::env::var_os(IN_NETNS).is_some() {
         probe_in_namespace();
         return;
     }
-    let status = Command::new("timeout")
-        .arg("120")
-        .arg(require("unshare"))
-        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "coturn_enforces_the_rendered_turn_policy",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(IN_NETNS, "1")
-        .status()
-        .expect("run unshare");
-    assert!(
-        status.success(),
-        "the probes inside the namespace failed: {status}"
+    support::rerun_in_namespace(
+        "coturn_enforces_the_rendered_turn_policy",
+        IN_NETNS,
+        &["-n"],
+        "ip link set lo up",
+        &[],
+        Duration::from_secs(120),
     );
 }
 
-/// A coturn process whose output goes to a file; killed on drop if still running.
-struct Coturn {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Coturn {
-    fn start(conf: &Path, dir: &Path, name: &str) -> Coturn {
-        let log = dir.join(format!("{name}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let child = Command::new(require("turnserver"))
+/// Starts coturn on `conf`, logging to `<dir>/<name>.log`.
+fn start_coturn(conf: &Path, dir: &Path, name: &str) -> Proc {
+    Proc::spawn(
+        "turnserver",
+        Command::new(require("turnserver"))
             .arg("-c")
             .arg(conf)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start turnserver");
-        Coturn { child, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then wait (bounded); returns what it logged.
-    fn stop(mut self) -> String {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        for _ in 0..50 {
-            if self.child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .current_dir(dir),
+        &dir.join(format!("{name}.log")),
+    )
 }
 
 /// `turnutils_uclient` with the given credentials towards `peer`; returns stdout + stderr.
@@ -287,8 +235,13 @@ fn probe_in_namespace() {
     let config = Config::load_file(&fixture).unwrap();
     let relay_ports = config.turn.min_port..=config.turn.max_port;
 
-    let _peer = PeerEcho::start(tmp.path());
-    let coturn = Coturn::start(&runtime_conf, tmp.path(), "coturn-production");
+    // turnutils_peer: a UDP echo server for the relayed round trip.
+    let _peer = Proc::spawn(
+        "turnutils_peer",
+        Command::new(require("turnutils_peer")).args(["-L", "127.0.0.1", "-p", PEER_PORT]),
+        &tmp.path().join("peer.log"),
+    );
+    let coturn = start_coturn(&runtime_conf, tmp.path(), "coturn-production");
     rt.block_on(wait_ready(&url, &valid, &coturn.log));
 
     // 2. Nothing but the runtime config holds the secret: not coturn's arguments or
@@ -389,7 +342,7 @@ fn probe_in_namespace() {
     )
     .unwrap();
     fs::set_permissions(&loopback_conf, fs::Permissions::from_mode(0o600)).unwrap();
-    let coturn = Coturn::start(&loopback_conf, tmp.path(), "coturn-loopback");
+    let coturn = start_coturn(&loopback_conf, tmp.path(), "coturn-loopback");
     rt.block_on(wait_ready(&url, &valid, &coturn.log));
     let out = uclient(&issue(), "127.0.0.1", 3478, 1);
     assert!(
@@ -419,28 +372,4 @@ fn probe_in_namespace() {
             "turnserver.pid"
         ]
     );
-}
-
-/// `turnutils_peer`: a UDP echo server on 127.0.0.1:3480.
-struct PeerEcho(Child);
-
-impl PeerEcho {
-    fn start(dir: &Path) -> PeerEcho {
-        let log = fs::File::create(dir.join("peer.log")).unwrap();
-        PeerEcho(
-            Command::new(require("turnutils_peer"))
-                .args(["-L", "127.0.0.1", "-p", PEER_PORT])
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("start turnutils_peer"),
-        )
-    }
-}
-
-impl Drop for PeerEcho {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
