@@ -75,6 +75,7 @@ function deviceError(code) {
  */
 
 /** @typedef {import('./view.js').View} View */
+/** @typedef {import('./stats.js').Sample} Sample */
 
 /**
  * Why signaling is reconnecting, and when it tries next.
@@ -420,8 +421,11 @@ export class App {
         res.stream?.getTracks().forEach((t) => t.stop());
         return;
       }
-      if (!res.stream) {
-        console.warn('[alisay] camera/microphone failed', res.detail);
+      if (res.error !== undefined) {
+        console.warn(
+            '[alisay] camera/microphone failed',
+            'detail' in res ? res.detail : '',
+        );
         this.fail(res.error);
         return;
       }
@@ -541,7 +545,8 @@ export class App {
       return;
     }
     if (!track) {
-      console.warn('[alisay] device switch failed', res.detail);
+      const why = 'detail' in res ? res.detail : 'no track';
+      console.warn('[alisay] device switch failed', why);
       this.view.setDeviceNote(messages.error(deviceError(res.error ?? '')));
       await this.pickers.refresh(stream);
       this.render();
@@ -774,7 +779,7 @@ export class App {
    * One statistics reading: the badge, and the warning when the connection
    * stays poor (shown after {@link POOR_TO_WARN} poor readings, gone after
    * {@link OK_TO_CLEAR} better ones).
-   * @param {import('./stats.js').Sample} sample
+   * @param {Sample} sample
    */
   onSample(sample) {
     const a = assessQuality(sample);

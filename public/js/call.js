@@ -286,7 +286,7 @@ export class Call extends EventTarget {
           .getTransceivers()
           .find(
               (t) =>
-                !t.stopped &&
+                t.currentDirection !== 'stopped' &&
                 t.sender.track === null &&
                 t.receiver.track.kind === track.kind &&
                 (t.direction === 'sendrecv' || t.direction === 'sendonly'),

@@ -137,6 +137,30 @@ async function establish(tag) {
   return { A, B, link };
 }
 
+/**
+ * At 360x740 (a phone held upright): how wide the page is, and the visible controls smaller
+ * than 44x44 px (a radio button's target is its label). Restores the viewport.
+ */
+async function phoneFit(c) {
+  const original = c.page.viewportSize();
+  await c.page.setViewportSize({ width: 360, height: 740 });
+  await sleep(300);
+  try {
+    return await c.page.evaluate(() => {
+      const small = [];
+      for (const el of document.querySelectorAll("button, select, input, a[href]")) {
+        if (!el.checkVisibility() || el.classList.contains("skip")) continue;
+        const target = el.type === "radio" ? el.closest("label") : el;
+        const r = target.getBoundingClientRect();
+        if (r.height < 44 || r.width < 44) small.push(`${el.id || el.type || el.tagName}: ${Math.round(r.width)}x${Math.round(r.height)}`);
+      }
+      return { scrollWidth: document.documentElement.scrollWidth, small };
+    });
+  } finally {
+    await c.page.setViewportSize(original);
+  }
+}
+
 /** Samples #mic-level for `ms`; returns the values. */
 async function meterSamples(c, ms = 2500) {
   return c.page.evaluate(async (span) => {
@@ -181,6 +205,7 @@ scenario(
     assert.equal(await A.page.isVisible("#remote-video"), false, "no empty video area before a call");
     await sleep(500);
     assert.equal(await A.page.evaluate(() => window.__gumCalls), 0, "no camera/microphone request on page load");
+    assert.deepEqual(await phoneFit(A), { scrollWidth: 360, small: [] }, "fits a phone, 44 px targets");
     await axe(A, "landing");
     await screenshots(A, "01-landing");
   },
@@ -236,6 +261,7 @@ scenario(
     const distinct = new Set(levels.map((v) => v.toFixed(2))).size;
     assert.ok(max > 0.2, `the level meter reaches ${max.toFixed(2)}; expected > 0.2 while the fake microphone beeps`);
     assert.ok(distinct >= 4, `the level meter moves (${distinct} distinct values in 2.5 s)`);
+    assert.deepEqual(await phoneFit(A), { scrollWidth: 360, small: [] }, "fits a phone, 44 px targets");
     await axe(A, "pre-call check");
     await screenshots(A, "02-pre-call-check", { scrollTo: "#check" });
     // Switch the preview to the second camera: a new track of that device, the old one stopped.
@@ -399,8 +425,8 @@ scenario("mid-call device switches use replaceTrack: same connection, no new off
   await assertRelayed(B);
 });
 
-scenario("mute and camera off: pressed buttons, silent meter, disabled tracks", async () => {
-  const { A } = await establish("ux-mute");
+scenario("mute, camera off, hang up: pressed buttons, silent meter, disabled tracks, 'the other person left'", async () => {
+  const { A, B } = await establish("ux-mute");
   await A.page.click("#mute");
   assert.equal(await A.page.getAttribute("#mute", "aria-pressed"), "true");
   assert.equal(await visibleText(A, "#mute"), "Unmute");
@@ -418,6 +444,14 @@ scenario("mute and camera off: pressed buttons, silent meter, disabled tracks", 
   assert.equal(await A.page.evaluate(() => window.alisay.stream.getVideoTracks()[0].enabled), false);
   await A.page.click("#camera");
   assert.equal(await visibleText(A, "#camera"), "Camera off");
+  await A.page.click("#hangup");
+  await waitState(A, "ended");
+  assert.equal(await visibleText(A, "#status"), "Call ended. Press Start to join again.");
+  assert.equal(await A.page.isVisible("#start"), true, "Start is offered again");
+  await waitState(B, "peer-left");
+  assert.equal(await visibleText(B, "#status"), "The other person left. Waiting for them to come back…");
+  assert.equal(await visibleText(B, "#remote-placeholder"), "The other person left.");
+  await axe(B, "the other person left");
 });
 
 scenario("a third person gets 'this call is busy' in words; the call goes on", async () => {

@@ -1,5 +1,6 @@
-// The deployment of ux.test.js: lib/harness.js's real alisay + coturn, with the TURN/UDP URL
-// pointing at a LossyUdpProxy in front of coturn (the TCP URL still reaches coturn directly).
+// The deployment of ux.test.js: lib/harness.js's real alisay + coturn, with the one TURN URL
+// (UDP) pointing at a LossyUdpProxy in front of coturn. The TCP URL is dropped, so every call
+// takes the path whose loss the tests control (call.test.js covers TURN over TCP).
 
 import fs from "node:fs";
 
@@ -19,11 +20,14 @@ export class ProxiedDeployment extends Deployment {
     if (!this.turn) return;
     const from = `turn:127.0.0.1:${this.turnPort}?transport=udp`;
     const to = `turn:127.0.0.1:${this.proxyPort}?transport=udp`;
-    const yaml = fs.readFileSync(this.yamlPath, "utf8");
-    if (!yaml.includes(from)) throw new Error(`the harness YAML no longer has ${from}; update ux/deployment.js`);
-    fs.writeFileSync(this.yamlPath, yaml.replace(from, to));
+    const tcp = new RegExp(`^\\s*- "turn:127\\.0\\.0\\.1:${this.turnPort}\\?transport=tcp"\\n`, "m");
+    const rewrite = (text) => {
+      if (!text.includes(from) || !tcp.test(text)) throw new Error("the harness YAML no longer has the expected TURN URLs; update ux/deployment.js");
+      return text.replace(from, to).replace(tcp, "");
+    };
+    fs.writeFileSync(this.yamlPath, rewrite(fs.readFileSync(this.yamlPath, "utf8")));
     const copy = this.alisayLog.replace(/\.log$/, ".yaml");
-    fs.writeFileSync(copy, fs.readFileSync(copy, "utf8").replace(from, to));
+    fs.writeFileSync(copy, rewrite(fs.readFileSync(copy, "utf8")));
   }
 
   async start() {
