@@ -87,6 +87,16 @@ async function waitText(c, selector, re, timeoutMs = 10_000) {
   return last;
 }
 
+/** Origins a page may talk to: the test's own servers, nothing else (no third-party request). */
+const OWN_ORIGINS = () => [dep.origin, noTurn.origin, `http://${INSECURE_HOST}:${dep.port}`].flatMap((o) => [o, o.replace(/^http/, "ws")]);
+
+/** Asserts that every request of this page went to one of the test's own origins. */
+function assertNoThirdPartyRequest(c) {
+  const own = OWN_ORIGINS();
+  const foreign = c.wire.filter(([kind, url]) => kind === "url" && !/^(data|blob):/.test(url) && !own.some((o) => url === o || url.startsWith(`${o}/`)));
+  assert.deepEqual(foreign.map(([, url]) => redact(url)), [], `${c.label}: requests to other origins`);
+}
+
 /** Signaling messages of one type this page sent or received so far. */
 async function countSignals(c, re) {
   return c.page.evaluate((src) => window.__sigTrace.filter((l) => new RegExp(src).test(l)).length, re.source);
@@ -103,7 +113,10 @@ function scenario(name, fn, { timeout = 90_000, joins = true, server = () => dep
     let frames = 0;
     try {
       await fn();
-      for (const c of callers) frames += assertNoTokenOnTheWire(c);
+      for (const c of callers) {
+        frames += assertNoTokenOnTheWire(c);
+        assertNoThirdPartyRequest(c);
+      }
       if (joins) assert.ok(frames > 0, "the wire check saw the join frames");
     } catch (e) {
       const pages = [];
@@ -540,6 +553,47 @@ scenario(
     }
   },
   { joins: false, server: () => noTurn },
+);
+
+scenario(
+  "TURN server unreachable (every UDP datagram lost): Relay-only says so before asking for the camera",
+  async () => {
+    const A = await open("ux-turn-down");
+    await A.page.goto(`${dep.origin}/#${newToken()}`);
+    await waitState(A, "ready");
+    dep.proxy.loss = 1;
+    try {
+      await A.page.click("#start");
+      await waitState(A, "preflight");
+      assert.equal(await visibleText(A, "#status"), "Checking the relay server…");
+      await A.page.waitForSelector('#error[data-code="relay-preflight-failed"]', { state: "visible", timeout: 20_000 });
+    } finally {
+      dep.proxy.loss = 0;
+    }
+    assert.match(await visibleText(A, "#error"), /^Could not reach the relay server from this network, so Relay-only mode cannot work\./);
+    assert.equal(await A.page.evaluate(() => window.__gumCalls), 0, "no camera/microphone request when the relay is unreachable");
+    assert.equal(await A.page.isEnabled("#start"), true, "Start can be pressed again");
+    await axe(A, "error: relay unreachable");
+  },
+  { timeout: 60_000 },
+);
+
+scenario(
+  "no speaker picker where the browser cannot choose a speaker (no setSinkId, as on iPhones)",
+  async () => {
+    const A = await open("ux-no-sink");
+    await A.page.addInitScript(() => {
+      delete HTMLMediaElement.prototype.setSinkId;
+    });
+    await A.page.goto(`${dep.origin}/#${newToken()}`);
+    await waitState(A, "ready");
+    await A.page.click("#test-media");
+    await A.page.waitForSelector("#camera-select", { state: "visible" });
+    await waitText(A, "#camera-select", /fake_device_0/);
+    assert.equal(await A.page.isVisible("#speaker-field"), false, "the speaker picker is not shown");
+    assert.equal(await A.page.isVisible("#mic-select"), true, "the other pickers are");
+  },
+  { joins: false },
 );
 
 scenario(
