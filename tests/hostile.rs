@@ -1166,3 +1166,344 @@ async fn smuggling_through_the_rendered_nginx_site_is_refused() {
     );
     arena.done("smuggling_through_the_rendered_nginx_site_is_refused");
 }
+
+// ---------------------------------------------------------------------------------------------
+// TURN is no one's relay: not to the host's own services either
+
+/// Set (to anything) in the re-executed test inside its namespaces. Not `ALISAY_*`: the config
+/// loader reads every variable with that prefix.
+const IN_TURN_NETNS: &str = "HOSTILE_TURN_IN_NETNS";
+/// The host's "public" address inside the test's namespace (outside every denied range).
+const HOST_IP: &str = "100.128.0.1";
+/// A service of the host's own, listening on its public address: a UDP echo.
+const HOST_SERVICE_PORT: &str = "9999";
+/// The cgroup the rendered nftables table names (systemd's for alisay-coturn.service).
+const COTURN_CGROUP: &str = "system.slice/alisay-coturn.service";
+
+/// coturn with the production policy relays, with valid credentials, to a service on the
+/// host's own public address (it is not in any denied range: the finding). The rendered
+/// nftables table (`nftables/alisay-coturn.nft`), loaded and with coturn in its unit's cgroup,
+/// refuses exactly that, while a relay between two allocations (a relay-only call) still works
+/// and other processes still reach the service.
+///
+/// Runs in network, mount and cgroup namespaces it creates (`unshare -n -m -C`, inside a
+/// cgroup of its own that it removes afterwards): the host address exists only on a veth in
+/// the namespace, and the cgroup `system.slice/alisay-coturn.service` only in that namespace's
+/// view. Needs the kernel's nftables with `socket cgroupv2` (matched relative to the cgroup
+/// namespace: Linux 6.12 or later).
+#[test]
+fn turn_relays_nothing_to_the_hosts_own_services() {
+    if std::env::var_os(IN_TURN_NETNS).is_some() {
+        turn_host_in_namespace();
+        return;
+    }
+    for program in [
+        "unshare",
+        "ip",
+        "nft",
+        "turnserver",
+        "turnutils_uclient",
+        "turnutils_peer",
+    ] {
+        support::require(program);
+    }
+    // A cgroup of our own at the root of the cgroup2 hierarchy; the namespace sees it as `/`.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let cgroup2 = mountinfo
+        .lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.split_whitespace().next() == Some("cgroup2"))
+                .then(|| pre.split_whitespace().nth(4))?
+        })
+        .expect("a cgroup2 mount (unified or hybrid hierarchy)")
+        .to_owned();
+    let cg = std::path::PathBuf::from(&cgroup2).join(format!(
+        "alisay-hostile-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir(&cg).expect("create a test cgroup");
+    let status = std::process::Command::new("timeout")
+        .args(["120", "sh", "-c"])
+        .arg("echo $$ > \"$TEST_CGROUP/cgroup.procs\" && exec unshare -n -m -C \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "turn_relays_nothing_to_the_hosts_own_services",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TEST_CGROUP", &cg)
+        .env(IN_TURN_NETNS, "1")
+        .status()
+        .expect("run unshare");
+    // Remove the test cgroup, deepest first (the namespace's processes have exited).
+    for dir in [cg.join(COTURN_CGROUP), cg.join("system.slice"), cg.clone()] {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    assert!(!cg.exists(), "test cgroup {} left behind", cg.display());
+    assert!(
+        status.success(),
+        "the TURN test inside the namespace failed: {status}"
+    );
+}
+
+/// `(sent, received)` of the last totals line `turnutils_uclient` printed, if any.
+fn try_uclient_totals(out: &str) -> Option<(u32, u32)> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.contains("start_mclient: tot_send_msgs="))?;
+    let num = |key: &str| -> Option<u32> {
+        line.split(key)
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((num("tot_send_msgs=")?, num("tot_recv_msgs=")?))
+}
+
+fn uclient_totals(out: &str) -> (u32, u32) {
+    try_uclient_totals(out).unwrap_or_else(|| panic!("no totals in uclient output:\n{out}"))
+}
+
+/// `turnutils_uclient` with issued credentials; `peer` = None for client-to-client (`-y`).
+fn uclient(creds: &alisay::turn::Credentials, peer: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.arg("20")
+        .arg(support::require("turnutils_uclient"))
+        .args(["-n", "3", "-m", "1", "-c", "-X"])
+        .args(["-u", &creds.username, "-w", &creds.credential]);
+    match peer {
+        Some(p) => cmd.args(["-e", p, "-r", HOST_SERVICE_PORT]),
+        None => cmd.arg("-y"),
+    };
+    let out = cmd.arg(HOST_IP).output().expect("run turnutils_uclient");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A datagram from this (un-cgrouped) process to the host service comes back.
+fn host_service_echoes() -> bool {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send_to(b"ping", format!("{HOST_IP}:{HOST_SERVICE_PORT}"))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    matches!(s.recv_from(&mut buf), Ok((4, _)))
+}
+
+fn sh(script: &str) {
+    let o = std::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn turn_host_in_namespace() {
+    use std::os::unix::fs::PermissionsExt;
+    let links: Vec<String> = std::fs::read_to_string("/proc/self/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .filter_map(|l| Some(l.split(':').next()?.trim().to_owned()))
+        .collect();
+    assert_eq!(links, ["lo"], "not in a fresh network namespace");
+    // The namespace's own view of cgroups, with the unit's cgroup in it.
+    sh(&format!(
+        "mount -t cgroup2 none /sys/fs/cgroup && mkdir -p /sys/fs/cgroup/{COTURN_CGROUP}"
+    ));
+    // The host's public address, on a veth whose both ends stay in the namespace.
+    sh(&format!(
+        "ip link set lo up && ip link add h0 type veth peer name h1 && \
+         ip addr add {HOST_IP}/24 dev h0 && ip link set h1 up && ip link set h0 up"
+    ));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret_path = tmp.path().join("turn-secret");
+    std::fs::write(
+        &secret_path,
+        format!("host-{:016x}\n", rand::random::<u64>()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&secret_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile/turn-host.yaml");
+    let alisay = std::path::Path::new(env!("CARGO_BIN_EXE_alisay"));
+    let runtime = run_dir.join("turnserver.conf");
+    let rendered = tmp.path().join("rendered");
+    // coturn's runtime config as ExecStartPre writes it (runtime dir in the temp dir), and
+    // the render as installed (the runtime dir stays the unit's /run/alisay-coturn).
+    for (args, runtime_dir) in [
+        (
+            vec![
+                "coturn-config",
+                "--config",
+                fixture.to_str().unwrap(),
+                "--out",
+                runtime.to_str().unwrap(),
+            ],
+            Some(&run_dir),
+        ),
+        (
+            vec![
+                "render",
+                "--config",
+                fixture.to_str().unwrap(),
+                "--out",
+                rendered.to_str().unwrap(),
+            ],
+            None,
+        ),
+    ] {
+        let mut cmd = std::process::Command::new(alisay);
+        cmd.args(&args)
+            .env("ALISAY_TURN__SECRET_FILE", &secret_path);
+        if let Some(dir) = runtime_dir {
+            cmd.env("ALISAY_PATHS__COTURN_RUNTIME_DIR", dir);
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "alisay {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let nft_file = rendered.join("nftables/alisay-coturn.nft");
+    let secret = alisay::turn::TurnSecret::from_file(&secret_path).unwrap();
+    let issue = || {
+        alisay::turn::credentials(
+            &secret,
+            &format!("{:012x}", rand::random::<u64>() >> 16),
+            std::time::SystemTime::now(),
+            Duration::from_secs(3600),
+        )
+    };
+
+    let _service = support::Proc::spawn(
+        "host service (UDP echo)",
+        std::process::Command::new(support::require("turnutils_peer")).args([
+            "-L",
+            HOST_IP,
+            "-p",
+            HOST_SERVICE_PORT,
+        ]),
+        &tmp.path().join("service.log"),
+    );
+    let mut ready = false;
+    for _ in 0..20 {
+        if host_service_echoes() {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the host service does not echo");
+    let start_coturn = |in_cgroup: bool, log: &str| {
+        let cgroup = if in_cgroup {
+            format!("echo $$ > /sys/fs/cgroup/{COTURN_CGROUP}/cgroup.procs && ")
+        } else {
+            String::new()
+        };
+        let coturn = support::Proc::spawn(
+            "coturn",
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{cgroup}exec \"$0\" -c \"$1\""))
+                .arg(support::require("turnserver"))
+                .arg(&runtime)
+                .current_dir(tmp.path()),
+            &tmp.path().join(log),
+        );
+        // Ready when an allocation with issued credentials relays between two allocations.
+        for _ in 0..40 {
+            if try_uclient_totals(&uclient(&issue(), None)).is_some_and(|(_, got)| got > 0) {
+                return coturn;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("coturn did not relay:\n{}", coturn.output());
+    };
+
+    // 1. The finding: the production policy alone relays to the host's own service.
+    let mut coturn = start_coturn(false, "coturn-without-nft.log");
+    let out = uclient(&issue(), Some(HOST_IP));
+    let without = uclient_totals(&out);
+    assert_eq!(
+        without,
+        (3, 3),
+        "relay to the host service without the table:\n{out}"
+    );
+    coturn.stop();
+    eprintln!(
+        "without the nftables table: relay to {HOST_IP}:{HOST_SERVICE_PORT} echoed {}/{}",
+        without.1, without.0
+    );
+
+    // 2. The rendered table, loaded as the unit loads it, with coturn in its unit's cgroup.
+    let nft = support::require("nft");
+    support::run_ok(&nft, &["-c", "-f", nft_file.to_str().unwrap()]);
+    support::run_ok(&nft, &["-f", nft_file.to_str().unwrap()]);
+    // Loading again replaces the table (each service start reloads it).
+    support::run_ok(&nft, &["-f", nft_file.to_str().unwrap()]);
+    let coturn = start_coturn(true, "coturn-with-nft.log");
+    let cgroup_line = std::fs::read_to_string(format!("/proc/{}/cgroup", coturn.pid())).unwrap();
+    assert!(
+        cgroup_line.contains(&format!("0::/{COTURN_CGROUP}\n")),
+        "{cgroup_line}"
+    );
+    let out = uclient(&issue(), Some(HOST_IP));
+    let with = uclient_totals(&out);
+    assert_eq!(
+        with,
+        (3, 0),
+        "relay to the host service with the table:\n{out}"
+    );
+    // A relay-only call: two allocations relaying to each other, on the relay port range.
+    let out = uclient(&issue(), None);
+    let call = uclient_totals(&out);
+    assert_eq!(
+        call,
+        (6, 6),
+        "relay between two allocations with the table:\n{out}"
+    );
+    // The table looks at coturn only: this process still reaches the service.
+    assert!(
+        host_service_echoes(),
+        "the table blocked a process outside coturn's cgroup"
+    );
+    let listing = support::run_ok(
+        &nft,
+        &["list", "chain", "inet", "alisay_coturn", "coturn_to_host"],
+    );
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let dropped: u64 = listing
+        .split("counter packets ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no drop counter in {listing}"));
+    assert!(dropped > 0, "nothing dropped:\n{listing}");
+    eprintln!(
+        "with the nftables table: relay to the host service echoed {}/{} ({dropped} packets dropped), \
+         relay between two allocations {}/{}, direct clients unaffected",
+        with.1, with.0, call.1, call.0
+    );
+    drop(coturn);
+    sh(&format!(
+        "rmdir /sys/fs/cgroup/{COTURN_CGROUP} /sys/fs/cgroup/system.slice"
+    ));
+}

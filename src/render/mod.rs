@@ -1,5 +1,6 @@
-//! Renders the host's artifacts from one [`Config`]: the Nginx site, the coturn config and the
-//! systemd units (SPEC §8), plus coturn's secret-bearing runtime config (`alisay coturn-config`).
+//! Renders the host's artifacts from one [`Config`]: the Nginx site, the coturn config, the
+//! systemd units (SPEC §8) and the nftables table that keeps coturn off the host's own
+//! services, plus coturn's secret-bearing runtime config (`alisay coturn-config`).
 //!
 //! Templates are files (`nginx/`, `coturn/`, `src/render/units/`) embedded with `include_str!`,
 //! addressed by the constants below and rendered with minijinja in strict-undefined mode, from
@@ -32,6 +33,9 @@ pub const UNIT_SERVER: &str = "units/alisay.service.j2";
 pub const UNIT_COTURN: &str = "units/alisay-coturn.service.j2";
 /// The sandbox settings both units include.
 pub const UNIT_HARDENING: &str = "units/hardening.j2";
+/// Template of `nftables/alisay-coturn.nft`: coturn's sockets reach the host's own addresses
+/// only on the relay port range (docs/security.md, "TURN is no one's relay").
+pub const COTURN_NFT: &str = "coturn/alisay-coturn.nft.j2";
 
 /// Every embedded template: `(name, source)`.
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -43,6 +47,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (UNIT_SERVER, include_str!("units/alisay.service.j2")),
     (UNIT_COTURN, include_str!("units/alisay-coturn.service.j2")),
     (UNIT_HARDENING, include_str!("units/hardening.j2")),
+    (
+        COTURN_NFT,
+        include_str!("../../coturn/alisay-coturn.nft.j2"),
+    ),
 ];
 
 /// What [`render_to_dir`] writes: `(path relative to the output directory, template)`.
@@ -51,6 +59,7 @@ pub const OUTPUTS: &[(&str, &str)] = &[
     ("coturn/turnserver.conf", COTURN_CONFIG),
     ("systemd/alisay.service", UNIT_SERVER),
     ("systemd/alisay-coturn.service", UNIT_COTURN),
+    ("nftables/alisay-coturn.nft", COTURN_NFT),
 ];
 
 /// The line `alisay coturn-config` appends to the rendered coturn config.
@@ -178,6 +187,10 @@ pub fn render(config: &Config) -> Result<Vec<Rendered>, RenderError> {
         Rendered {
             path: OUTPUTS[3].0,
             text: render_one(&env, UNIT_COTURN, &units.coturn)?,
+        },
+        Rendered {
+            path: OUTPUTS[4].0,
+            text: render_one(&env, COTURN_NFT, &ctx.coturn)?,
         },
     ])
 }
