@@ -31,7 +31,7 @@ if [ "${ALISAY_E2E_IN_NETNS:-}" != 1 ]; then
   case "$here" in /tmp/*) private_tmp=0 ;; *) private_tmp=1 ;; esac
   started=$(date +%s%N)
   set +e
-  ALISAY_E2E_IN_NETNS=1 ALISAY_E2E_PRIVATE_TMP=$private_tmp timeout --kill-after=10 600 \
+  ALISAY_E2E_IN_NETNS=1 ALISAY_E2E_PRIVATE_TMP=$private_tmp timeout --kill-after=10 1200 \
     unshare --net --pid --fork --kill-child --mount-proc -- \
     sh -c 'ip link set lo up &&
       { [ "$ALISAY_E2E_PRIVATE_TMP" != 1 ] || mount -t tmpfs -o mode=1777 e2e-tmp /tmp; } &&

@@ -171,6 +171,7 @@ export class SiteDeployment extends Deployment {
     );
     this.nginxArgs = ["-p", d, "-c", this.nginxConf, "-e", this.nginxLog];
     const t = spawnSync(NGINX, ["-t", ...this.nginxArgs], { encoding: "utf8", timeout: 30_000 });
+    if (t.error) throw new Error(`cannot run ${NGINX} (apt-get install nginx): ${t.error.message}`);
     if (t.status !== 0) throw new Error(`nginx -t refused the rendered site: ${redact(t.stderr)}`);
   }
 
@@ -239,6 +240,11 @@ export class SiteDeployment extends Deployment {
     await this.stopServer();
     this.serverConfigPath = this.yamls[which];
     await this.startServer();
+  }
+
+  /** Like {@link restartServerWith}, but only when the server runs another YAML. */
+  async useServerConfig(which) {
+    if (this.serverConfigPath !== this.yamls[which] || !this.server?.running) await this.restartServerWith(which);
   }
 
   /** SIGKILL to `alisay serve` (no shutdown at all); resolves once it is gone. */

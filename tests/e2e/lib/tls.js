@@ -8,10 +8,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
+/** The Debian package of each program used here. */
+const APT = { openssl: "openssl", certutil: "libnss3-tools" };
+
 /** Runs a program to completion (bounded); throws with its stderr when it fails. */
 function run(cmd, args, what) {
   const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 60_000 });
-  if (r.error) throw new Error(`${what}: cannot run ${cmd}: ${r.error.message}`);
+  if (r.error) throw new Error(`${what}: cannot run ${cmd} (apt-get install ${APT[cmd] ?? cmd}): ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${what}: ${cmd} exited ${r.status}: ${r.stderr || r.stdout}`);
   return r.stdout;
 }
