@@ -1198,8 +1198,8 @@ const COTURN_CGROUP: &str = "system.slice/alisay-coturn.service";
 /// Runs in network, mount and cgroup namespaces it creates (`unshare -n -m -C`, inside a
 /// cgroup of its own that it removes afterwards): the host address exists only on a veth in
 /// the namespace, and the cgroup `system.slice/alisay-coturn.service` only in that namespace's
-/// view. Needs the kernel's nftables with `socket cgroupv2` (matched relative to the cgroup
-/// namespace: Linux 6.12 or later).
+/// view. Needs the kernel's nftables with `socket cgroupv2`, matching cgroup levels relative
+/// to the cgroup namespace (as the 6.18 kernel it was written on does).
 #[test]
 fn turn_relays_nothing_to_the_hosts_own_services() {
     if std::env::var_os(IN_TURN_NETNS).is_some() {
