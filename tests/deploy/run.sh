@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The real apply test of the Ansible role (ansible/roles/alisay): boots a Debian bookworm host
 # with systemd as PID 1 (systemd-nspawn, no network), makes it a shared host (nginx already
-# serving another site, another service running), applies ansible/site.yml over real SSH,
-# applies it again (must report changed=0), proves the other site and service were left alone,
-# runs `alisay probe` against the deployed site from inside the host, then applies two broken
-# configs and proves each fails the play without changing anything live.
+# serving other sites, another service running), applies ansible/site.yml over real SSH,
+# applies it again (must report changed=0), proves the other tenants and the distribution's
+# nginx and coturn were left alone, runs `alisay probe` and a two-browser call against the
+# deployed site from inside the host's network, then applies three broken configs (each must
+# fail the play without changing anything live) and a vaulted TURN secret (must restart both
+# services, stay out of the output, and be accepted by TURN).
 #
 # Run from the repository root, as root, after `cargo build --release`:
 #   tests/deploy/run.sh
@@ -398,6 +400,24 @@ say "apply the good config again: still nothing to change"
 apply third
 [[ $APPLY_RC -eq 0 && $RECAP_CHANGED == 0 ]] ||
     { cat "$WORK/third.log"; fail "re-applying the good config after the failures: rc $APPLY_RC, changed=$RECAP_CHANGED"; }
+
+say "apply a vaulted TURN secret and a config without generated rooms: both services restart"
+VAULT_SECRET=$(head -c 36 /dev/urandom | base64 | tr -d '/+=')
+printf '{"alisay_turn_secret": "%s"}\n' "$VAULT_SECRET" >"$WORK/vault.json"
+chmod 0600 "$WORK/vault.json"
+pids_before=$(in_host systemctl show -P MainPID alisay.service alisay-coturn.service)
+apply rotate -e "@$WORK/vault.json" -e '{"alisay_config": {"mode": "production", "public_origin": "https://localhost:8443", "rooms": {"generated": {"enabled": false}}, "turn": {"urls": ["turn:localhost:3578?transport=udp", "turn:localhost:3578?transport=tcp"], "secret_file": "/etc/alisay/turn-secret", "listening_port": 3578, "relay_ips": ["192.0.2.10", "2001:db8::10"], "allowed_peer_ips": ["192.0.2.10", "2001:db8::10"]}, "nginx": {"https_port": 8443, "http_port": 8081, "tls_cert": "/etc/alisay/localhost.crt", "tls_key": "/etc/alisay/localhost.key"}}}'
+[[ $APPLY_RC -eq 0 ]] || { cat "$WORK/rotate.log"; fail "applying a vaulted secret failed"; }
+[[ $(in_host cat /etc/alisay/turn-secret) == "$VAULT_SECRET" ]] ||
+    fail "/etc/alisay/turn-secret does not hold alisay_turn_secret"
+if grep -qF -- "$VAULT_SECRET" "$WORK/rotate.log"; then fail "alisay_turn_secret appears in the play's output"; fi
+[[ $(in_host systemctl show -P MainPID alisay.service alisay-coturn.service) != "$pids_before" ]] ||
+    fail "a new TURN secret did not restart the services"
+# The role's probe ran without a join (no generated rooms) and still checked TURN with the new
+# secret: the credentials it made from the file were accepted.
+grep -q 'SKIP  join' "$WORK/rotate.log" && grep -q 'PASS  turn-allocate turn:localhost:3578?transport=udp' "$WORK/rotate.log" ||
+    { cat "$WORK/rotate.log"; fail "the probe did not check TURN without a join"; }
+echo "changed=$RECAP_CHANGED; the new secret is in place, unseen in the output, and TURN accepts it"
 
 distro_coturn >"$WORK/distro-coturn.end"
 diff -u "$WORK/distro-coturn.before" "$WORK/distro-coturn.end" ||
