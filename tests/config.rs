@@ -132,10 +132,10 @@ fn embedded_default_and_examples_load_and_validate() {
         );
         assert_eq!(
             prod.turn.secret_file.as_deref(),
-            Some(Path::new("/run/credentials/alisay.service/turn-secret"))
+            Some(Path::new("/etc/alisay/turn-secret"))
         );
         assert!(
-            !Path::new("/run/credentials/alisay.service/turn-secret").exists(),
+            !Path::new("/etc/alisay/turn-secret").exists(),
             "validation must not need the secret file"
         );
         assert!(prod.turn.urls.iter().any(|u| u.starts_with("turns:")));

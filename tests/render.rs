@@ -118,7 +118,7 @@ fn golden_files() {
 #[test]
 fn golden_examples() {
     insta::with_settings!({ snapshot_path => "render/snapshots", prepend_module_to_snapshot => false }, {
-        insta::glob!("../examples", "development.yaml", |path| {
+        insta::glob!("../examples", "*.yaml", |path| {
             for f in rendered(&load(path)) {
                 insta::assert_snapshot!(format!("example__{}", f.path.replace('/', "__")), f.text);
             }

@@ -390,7 +390,7 @@ impl Config {
                 p.push(
                     "turn.secret_file",
                     "production requires TURN: name the file holding the shared secret, e.g. \
-                     `/run/credentials/alisay.service/turn-secret`",
+                     `/etc/alisay/turn-secret`",
                 );
             }
             if !has_turn_url {
