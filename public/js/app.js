@@ -27,6 +27,13 @@ const MIN_REFRESH_DELAY_MS = 5000;
  * 3).
  */
 const MIN_REFRESH_GAP_MS = 11000;
+/** Stall-triggered ICE restarts are at least this far apart. */
+const STALL_RESTART_GAP_MS = 10000;
+/**
+ * An ICE restart that has not connected after this long is tried again (it can
+ * fail without any state change, e.g. while the TURN server is down).
+ */
+const RESTART_RETRY_MS = 5000;
 /** How long an ICE restart waits for fresh credentials. */
 const RESTART_WAIT_MS = 3000;
 /** How long the polite side waits for the impolite side's ICE-restart offer. */
@@ -149,11 +156,15 @@ export class App {
     this.restartPending = false;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.restartTimer = undefined;
+    /** @type {ReturnType<typeof setTimeout>|undefined} */
+    this.restartRetryTimer = undefined;
     /**
      * A scheduled refresh is under way: restart ICE when its credentials
      * arrive.
      */
     this.refreshRestart = false;
+    /** When a media stall last triggered an ICE restart (epoch ms). */
+    this.stallRestartAt = 0;
     /** @type {string} */
     this.lastState = '';
     /** The camera, microphone and speaker pickers. */
@@ -782,6 +793,20 @@ export class App {
    * @param {Sample} sample
    */
   onSample(sample) {
+    // Nothing arrived for two readings while ICE still says connected: the
+    // relay is gone (a coturn restart loses every allocation) or the path is
+    // broken. Chromium reports `disconnected` only ~5 s later and `failed`
+    // ~15 s later, so restart ICE now (make-before-break: harmless if the old
+    // path comes back), at most once per STALL_RESTART_GAP_MS.
+    if (
+      sample.stalled &&
+      this.call?.state === 'connected' &&
+      Date.now() - this.stallRestartAt >= STALL_RESTART_GAP_MS
+    ) {
+      this.stallRestartAt = Date.now();
+      console.warn('[alisay] nothing arrives: restarting ICE');
+      this.onIceFailed();
+    }
     const a = assessQuality(sample);
     this.sampled = true;
     this.view.setQuality(sample, a);
@@ -839,7 +864,17 @@ export class App {
   restartIce() {
     clearTimeout(this.restartTimer);
     this.restartPending = false;
-    this.call?.restartIce();
+    const call = this.call;
+    call?.restartIce();
+    // A restart whose gathering found no relay (the TURN server was still
+    // down) leaves the connection `failed` with no further event: try again.
+    clearTimeout(this.restartRetryTimer);
+    this.restartRetryTimer = setTimeout(() => {
+      if (call && call === this.call && call.state !== 'connected') {
+        console.warn('[alisay] ICE restart did not connect: trying again');
+        this.onIceFailed();
+      }
+    }, RESTART_RETRY_MS);
   }
 
   /**
@@ -959,6 +994,7 @@ export class App {
     this.restartPending = false;
     this.refreshRestart = false;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.restartRetryTimer);
     clearTimeout(this.refreshTimer);
   }
 
