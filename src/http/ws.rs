@@ -161,7 +161,12 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
     let heartbeat = sig.heartbeat_interval;
     let join_deadline = sleep(sig.join_timeout);
     tokio::pin!(join_deadline);
-    let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    // `signaling.heartbeat_interval` has no upper bound, and `Instant + Duration` panics on
+    // overflow (as in `signaling::hub`, found by fuzzing): past the clock's range, 30 years.
+    let first_ping = Instant::now()
+        .checked_add(heartbeat)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(30 * 365 * 86_400));
+    let mut ping = tokio::time::interval_at(first_ping, heartbeat);
     let mut last_seen = Instant::now();
     let mut bucket = TokenBucket::new(sig.message_rate, Instant::now());
     let mut joined = false;
@@ -269,7 +274,7 @@ async fn session(app: &Arc<App>, peer: PeerId, ip: IpAddr, upgraded: hyper::upgr
                 break End::Close(close::JOIN_TIMEOUT);
             }
             _ = ping.tick() => {
-                if last_seen.elapsed() > heartbeat * 3 {
+                if last_seen.elapsed() > heartbeat.saturating_mul(3) {
                     break End::Close(close::LIVENESS);
                 }
                 if !matches!(timeout(WRITE_TIMEOUT, ws.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {

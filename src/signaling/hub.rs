@@ -219,14 +219,14 @@ impl Hub {
         if let Some(room) = self.rooms.get(&key) {
             let until = room
                 .reserved_until
-                .unwrap_or(room.last_activity + self.cfg.idle_ttl);
+                .unwrap_or_else(|| later(room.last_activity, self.cfg.idle_ttl));
             return Registration::Exists {
                 expires_at: unix_at(until, now),
             };
         }
         if self.cfg.allowlist.contains(&key) {
             return Registration::Exists {
-                expires_at: unix_at(now + ttl, now),
+                expires_at: unix_at(later(now, ttl), now),
             };
         }
         if self.generated_per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg.per_ip {
@@ -243,11 +243,11 @@ impl Hub {
                 slots: Vec::with_capacity(2),
                 started: false,
                 last_activity: now,
-                reserved_until: Some(now + ttl),
+                reserved_until: Some(later(now, ttl)),
             },
         );
         Registration::Created {
-            expires_at: unix_at(now + ttl, now),
+            expires_at: unix_at(later(now, ttl), now),
         }
     }
 
@@ -614,6 +614,14 @@ fn fail(out: &mut Vec<Output>, peer: PeerId, code: ErrorCode, message: &str) {
     if let Some(c) = code.close_code() {
         out.push((peer, Action::Close(c)));
     }
+}
+
+/// `at + d`, or 30 years after `at` if the clock cannot represent that: `rooms.idle_ttl` and
+/// `rooms.generated.reservation_ttl` have no upper bound, and `Instant + Duration` panics on
+/// overflow (found by `fuzz/fuzz_targets/hub.rs`).
+fn later(at: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    at.checked_add(d).unwrap_or(at + FAR)
 }
 
 /// `at` (a monotonic instant) as unix seconds, given that `now` is the present.

@@ -1,0 +1,133 @@
+//! Regression tests for what the fuzz targets in `fuzz/` found (`bash tests/fuzz/run.sh`).
+//! Each test names the target and the input shape that failed, and checks the fixed
+//! behaviour against the real code: the hub in-process, the server as the real binary.
+//!
+//! 1. `hub`: `rooms.idle_ttl` and `rooms.generated.reservation_ttl` have no upper bound, and
+//!    `Instant + Duration` panics past the clock's range: `POST /rooms` panicked in
+//!    `Hub::register_room` under a config that `alisay check` accepts. The same holds for
+//!    `signaling.heartbeat_interval` when a WebSocket session starts (`http::ws`).
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alisay::config::Config;
+use alisay::signaling::hub::{Action, Event, Hub, HubConfig, Registration};
+use alisay::signaling::protocol::{ClientMsg, ServerMsg};
+use common::{Server, room_id, unix_now};
+use serde_json::json;
+use tokio::time::Instant;
+
+/// The largest duration humantime reads: `u64::MAX` seconds.
+const FOREVER: &str = "18446744073709551615s";
+/// Just under it: `heartbeat_interval` must be shorter than `idle_ttl`.
+const ALMOST_FOREVER: &str = "18446744073709551614s";
+
+/// Thirty years, the horizon the hub falls back to when `now + ttl` overflows.
+const THIRTY_YEARS: u64 = 30 * 365 * 86_400;
+
+/// Loads `yaml` with no `ALISAY_*` variable in the environment.
+fn load(yaml: &str) -> Config {
+    let mut config = None;
+    // figment's signature: its error type is large, and only ever `Ok` here.
+    #[allow(clippy::result_large_err)]
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        config = Some(Config::load_str(yaml).expect("the config is valid"));
+        Ok(())
+    });
+    config.expect("loaded")
+}
+
+fn unbounded_ttls_yaml() -> String {
+    format!(
+        "mode: development\n\
+         public_origin: \"http://127.0.0.1:8787\"\n\
+         rooms:\n  idle_ttl: {FOREVER}\n  generated:\n    reservation_ttl: {FOREVER}\n\
+         signaling:\n  heartbeat_interval: {ALMOST_FOREVER}\n"
+    )
+}
+
+#[test]
+fn hub_registers_and_joins_rooms_under_unbounded_ttls() {
+    let config = load(&unbounded_ttls_yaml());
+    assert_eq!(config.rooms.idle_ttl, Duration::from_secs(u64::MAX));
+    let mut hub = Hub::new(HubConfig::from_config(&config), None);
+    let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+    let now = Instant::now();
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let id = "ab".repeat(32);
+
+    // Registering a new room computed `now + reservation_ttl` (the panic the fuzzer found).
+    let Registration::Created { expires_at } = hub.register_room(&id, ip, now) else {
+        panic!("the room is created");
+    };
+    assert!(
+        expires_at >= unix + THIRTY_YEARS - 60,
+        "expires far in the future"
+    );
+    // Registering it again reads the reservation back.
+    assert!(matches!(
+        hub.register_room(&id, ip, now),
+        Registration::Exists { expires_at: again } if again.abs_diff(expires_at) <= 1
+    ));
+
+    // Once joined, the room has no reservation: `last_activity + idle_ttl` is used instead.
+    let out = hub.handle(
+        1,
+        Event::Message(
+            ClientMsg::Join {
+                room_id: id.clone(),
+                resume: None,
+            },
+            ip,
+        ),
+        now,
+    );
+    assert!(
+        matches!(&out[0], (1, Action::Send(ServerMsg::Joined { .. }))),
+        "{out:?}"
+    );
+    assert!(matches!(
+        hub.register_room(&id, ip, now),
+        Registration::Exists { expires_at } if expires_at >= unix + THIRTY_YEARS - 60
+    ));
+    // Housekeeping a day later keeps the room (idle for far less than idle_ttl).
+    assert!(hub.tick(now + Duration::from_secs(86_400)).is_empty());
+    assert_eq!(hub.room_count(), 1);
+    assert_eq!(hub.session_count(), 1);
+}
+
+#[tokio::test]
+async fn server_serves_rooms_and_sockets_under_unbounded_ttls() {
+    let server = Server::start(&format!(
+        "rooms:\n  idle_ttl: {FOREVER}\n  generated:\n    reservation_ttl: {FOREVER}\n\
+         signaling:\n  heartbeat_interval: {ALMOST_FOREVER}\n"
+    ))
+    .await;
+    let id = room_id();
+    let created = server.post_room(&id).await;
+    assert_eq!(created.status, 201, "POST /rooms creates the room");
+    let body: serde_json::Value = serde_json::from_slice(&created.body).expect("json body");
+    let expires = body["expiresAt"].as_u64().expect("expiresAt");
+    assert!(expires >= unix_now() + THIRTY_YEARS - 60, "{body}");
+    assert_eq!(server.post_room(&id).await.status, 200, "registered again");
+
+    // A WebSocket session computed `now + heartbeat_interval` for its first ping.
+    let mut a = server.ws().await;
+    let joined = a.join(&id).await;
+    assert_eq!(joined["heartbeatSeconds"], json!(u64::MAX - 1));
+    a.ping_pong().await;
+    let mut b = server.ws().await;
+    assert_eq!(b.join(&id).await["peerPresent"], true);
+    a.expect("peer-joined").await;
+    b.ping_pong().await;
+    assert_eq!(server.post_room(&id).await.status, 200, "active room");
+
+    let logs = server.stderr();
+    assert!(!logs.contains("panicked"), "the server panicked:\n{logs}");
+}
