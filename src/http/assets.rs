@@ -11,6 +11,8 @@ use crate::config::Config;
 /// The files of `public/`, compiled into the binary.
 #[derive(RustEmbed)]
 #[folder = "public/"]
+// public/README.md documents the client for developers; it is not part of the site.
+#[exclude = "*.md"]
 struct Public;
 
 /// `Content-Security-Policy` for this deployment: everything from our own origin only, plus
