@@ -148,10 +148,12 @@ cmp -s "$tmp/rendered/share/alisay/systemd/alisay.service" "$tmp/rendered/lib/sy
   fail "the installed alisay.service differs from the rendered one"
 unit=$tmp/rendered/lib/systemd/system/alisay.service
 cunit=$tmp/rendered/lib/systemd/system/alisay-coturn.service
-grep -qx "ExecStart=$binary serve --config /etc/alisay/alisay.yaml" "$unit" || fail "alisay.service does not run the module's binary and config"
+# The config reaches the service as a systemd credential (room ids in it are secrets).
+grep -qx "LoadCredential=alisay.yaml:/etc/alisay/alisay.yaml" "$unit" || fail "alisay.service does not load the module's config"
+grep -qx "ExecStart=$binary serve --config %d/alisay.yaml" "$unit" || fail "alisay.service does not run the module's binary and config"
 grep -qx "LoadCredential=turn-secret:/etc/alisay/turn-secret" "$unit" || fail "alisay.service does not load services.alisay.turnSecretFile"
 grep -qx "ExecStart=$turnserver -c /run/alisay-coturn/turnserver.conf" "$cunit" || fail "alisay-coturn.service does not run the module's turnserver"
-grep -qx "ExecStartPre=$binary coturn-config --config /etc/alisay/alisay.yaml --out /run/alisay-coturn/turnserver.conf" "$cunit" ||
+grep -qx "ExecStartPre=$binary coturn-config --config %d/alisay.yaml --out /run/alisay-coturn/turnserver.conf" "$cunit" ||
   fail "alisay-coturn.service does not write its runtime config with the module's binary"
 grep -q 'server_name call.example.org;' "$tmp/rendered/share/alisay/nginx/alisay.conf" || fail "the site is not for call.example.org"
 # Only the units it is asked for: the module leaves alisay-coturn out unless coturn.enable.
