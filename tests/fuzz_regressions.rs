@@ -5,7 +5,9 @@
 //! 1. `hub`: `rooms.idle_ttl` and `rooms.generated.reservation_ttl` have no upper bound, and
 //!    `Instant + Duration` panics past the clock's range: `POST /rooms` panicked in
 //!    `Hub::register_room` under a config that `alisay check` accepts. The same holds for
-//!    `signaling.heartbeat_interval` when a WebSocket session starts (`http::ws`).
+//!    `signaling.heartbeat_interval` when a WebSocket session starts (`http::ws`). A TTL that
+//!    fits the monotonic clock but not the wall clock then panicked in `SystemTime + Duration`
+//!    when the hub turned the expiry into unix seconds.
 
 mod common;
 
@@ -53,23 +55,33 @@ fn unbounded_ttls_yaml() -> String {
 fn hub_registers_and_joins_rooms_under_unbounded_ttls() {
     let config = load(&unbounded_ttls_yaml());
     assert_eq!(config.rooms.idle_ttl, Duration::from_secs(u64::MAX));
-    let mut hub = Hub::new(HubConfig::from_config(&config), None);
-    let ip: IpAddr = "192.0.2.1".parse().expect("ip");
-    let now = Instant::now();
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs();
+    // u64::MAX seconds overflows the monotonic clock (`Instant + Duration`); the second TTL
+    // fits the monotonic clock (counted from boot) but not the wall clock (counted from
+    // 1970), so only `SystemTime + Duration` overflowed (the fuzzer's second finding).
+    let wall_clock_overflow = u64::try_from(i64::MAX).expect("positive") - unix + 1_000;
+    for ttl in [u64::MAX, wall_clock_overflow] {
+        let mut hub_config = HubConfig::from_config(&config);
+        hub_config.idle_ttl = Duration::from_secs(ttl);
+        hub_config.reservation_ttl = Duration::from_secs(ttl);
+        registers_and_joins(Hub::new(hub_config, None), unix);
+    }
+}
+
+fn registers_and_joins(mut hub: Hub, unix: u64) {
+    let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+    let now = Instant::now();
     let id = "ab".repeat(32);
+    let far = unix + THIRTY_YEARS - 60;
 
     // Registering a new room computed `now + reservation_ttl` (the panic the fuzzer found).
     let Registration::Created { expires_at } = hub.register_room(&id, ip, now) else {
         panic!("the room is created");
     };
-    assert!(
-        expires_at >= unix + THIRTY_YEARS - 60,
-        "expires far in the future"
-    );
+    assert!(expires_at >= far, "expires far in the future");
     // Registering it again reads the reservation back.
     assert!(matches!(
         hub.register_room(&id, ip, now),
@@ -94,11 +106,16 @@ fn hub_registers_and_joins_rooms_under_unbounded_ttls() {
     );
     assert!(matches!(
         hub.register_room(&id, ip, now),
-        Registration::Exists { expires_at } if expires_at >= unix + THIRTY_YEARS - 60
+        Registration::Exists { expires_at } if expires_at >= far
     ));
-    // Housekeeping a day later keeps the room (idle for far less than idle_ttl).
+    // So does registering a second room.
+    assert!(matches!(
+        hub.register_room(&"cd".repeat(32), ip, now),
+        Registration::Created { expires_at } if expires_at >= far
+    ));
+    // Housekeeping a day later keeps the rooms (idle for far less than idle_ttl).
     assert!(hub.tick(now + Duration::from_secs(86_400)).is_empty());
-    assert_eq!(hub.room_count(), 1);
+    assert_eq!(hub.room_count(), 2);
     assert_eq!(hub.session_count(), 1);
 }
 

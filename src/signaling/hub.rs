@@ -624,12 +624,14 @@ fn later(at: Instant, d: Duration) -> Instant {
     at.checked_add(d).unwrap_or(at + FAR)
 }
 
-/// `at` (a monotonic instant) as unix seconds, given that `now` is the present.
+/// `at` (a monotonic instant) as unix seconds, given that `now` is the present. Saturates:
+/// `SystemTime + Duration` panics past the clock's range (found by fuzzing).
 fn unix_at(at: Instant, now: Instant) -> u64 {
     let ahead = at.saturating_duration_since(now);
-    (SystemTime::now() + ahead)
+    SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
+        .saturating_add(ahead)
         .as_secs()
 }
 
