@@ -8,13 +8,16 @@
 //!    `signaling.heartbeat_interval` when a WebSocket session starts (`http::ws`). A TTL that
 //!    fits the monotonic clock but not the wall clock then panicked in `SystemTime + Duration`
 //!    when the hub turned the expiry into unix seconds.
+//! 2. `config`: tracing-subscriber scans each filter directive trimmed but slices it untrimmed,
+//!    so `logging.level: "info, é=debug"` panicked `Config::load_str` (and `alisay check`,
+//!    `alisay serve`), and a directive with leading whitespace silently named another target.
 
 mod common;
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alisay::config::Config;
+use alisay::config::{Config, log_filter};
 use alisay::signaling::hub::{Action, Event, Hub, HubConfig, Registration};
 use alisay::signaling::protocol::{ClientMsg, ServerMsg};
 use common::{Server, room_id, unix_now};
@@ -146,5 +149,53 @@ async fn server_serves_rooms_and_sockets_under_unbounded_ttls() {
     assert_eq!(server.post_room(&id).await.status, 200, "active room");
 
     let logs = server.stderr();
+    assert!(!logs.contains("panicked"), "the server panicked:\n{logs}");
+}
+
+/// `logging.level` values the fuzzer's finding covers: whitespace after a comma or at the
+/// start, before a multi-byte character (the panic) or an ASCII one (the wrong target).
+const SPACED_LEVELS: [&str; 5] = [
+    "info, é=debug",
+    " é=debug",
+    "warn,\u{a0}alisay[é]=debug",
+    " info",
+    "warn, alisay=debug",
+];
+
+#[test]
+fn log_levels_with_spaces_load_and_mean_what_they_say() {
+    for level in SPACED_LEVELS {
+        let yaml = format!(
+            "mode: development\npublic_origin: \"http://127.0.0.1:8787\"\nlogging:\n  level: {}\n",
+            serde_json::to_string(level).expect("a YAML string")
+        );
+        let config = load(&yaml);
+        assert_eq!(config.logging.level, level);
+        log_filter(level).expect("a valid filter");
+    }
+    // Each directive means what it says, spaces or not.
+    let spaced = log_filter(" info").expect("valid").to_string();
+    assert_eq!(spaced, log_filter("info").expect("valid").to_string());
+    let spaced = log_filter("warn, alisay=debug").expect("valid").to_string();
+    assert_eq!(
+        spaced,
+        log_filter("warn,alisay=debug").expect("valid").to_string()
+    );
+    // What was invalid stays invalid.
+    for bad in ["alisay=loud", "info, alisay=loud", " ="] {
+        assert!(log_filter(bad).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn server_starts_and_logs_with_a_spaced_log_level() {
+    // Leading space: before the fix, ` info` named the target " info" and nothing was logged;
+    // `é` after it made `alisay serve` panic while loading its config.
+    let server = Server::start("logging:\n  level: \" info, é=debug\"\n").await;
+    let logs = server.stderr();
+    assert!(
+        logs.contains("listening"),
+        "the info line is logged:\n{logs}"
+    );
     assert!(!logs.contains("panicked"), "the server panicked:\n{logs}");
 }

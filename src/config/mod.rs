@@ -167,6 +167,23 @@ impl Config {
     }
 }
 
+/// Parses `tracing` filter directives (`logging.level`, `RUST_LOG`) into an `EnvFilter`,
+/// allowing whitespace around the commas (`warn, alisay=debug`), as `env_logger` does.
+///
+/// tracing-subscriber (0.3.23) scans each directive trimmed but slices the untrimmed text at
+/// those offsets: a directive with leading whitespace panicked on a multi-byte character
+/// (`info, é=debug`, found by fuzzing `Config::load_str`) or turned into another target
+/// (` info` set no level). Each directive is therefore trimmed before it is parsed.
+///
+/// # Errors
+/// When a directive is not valid filter syntax.
+pub fn log_filter(
+    directives: &str,
+) -> Result<tracing_subscriber::EnvFilter, tracing_subscriber::filter::ParseError> {
+    let trimmed: Vec<&str> = directives.split(',').map(str::trim).collect();
+    tracing_subscriber::EnvFilter::try_new(trimmed.join(","))
+}
+
 /// The JSON Schema (draft 2020-12) of `alisay.yaml`, pretty-printed, for editors (e.g. the
 /// YAML language server's `# yaml-language-server: $schema=...`). Field descriptions are the
 /// schema's doc comments; unknown keys are disallowed (`additionalProperties: false`).

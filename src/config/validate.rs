@@ -789,7 +789,7 @@ impl Config {
                 return;
             }
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(level) {
+        if let Err(e) = super::log_filter(level) {
             p.push(
                 "logging.level",
                 format!(
