@@ -54,6 +54,9 @@ cargo test --locked --no-fail-fast
 phase "NixOS package and module (parse, format, deadnix, example settings through alisay check/render)"
 bash tests/nix/check.sh
 
+phase "Fuzzing: signaling parser, config loader and hub, 60 s each (cargo-fuzz, libFuzzer)"
+bash tests/fuzz/run.sh
+
 phase "Browser end-to-end suite (Chromium, coturn, nginx, alisay in a loopback-only namespace)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 bash tests/e2e/run.sh

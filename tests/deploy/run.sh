@@ -22,7 +22,7 @@ set -euo pipefail
 REPO=$(pwd)
 TREE=${ALISAY_DEPLOY_TREE:-/var/cache/alisay-test/bookworm}
 MIRROR=${ALISAY_DEPLOY_MIRROR:-http://deb.debian.org/debian}
-VENV="$REPO/.cache/ansible-venv"
+VENV="${TEST_CACHE_DIR:-/var/cache/alisay-test}/ansible-venv"
 BINARY="$REPO/target/release/alisay"
 
 say() { printf '\n=== deploy test: %s\n' "$*"; }

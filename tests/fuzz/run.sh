@@ -8,9 +8,9 @@
 #   FUZZ_SECONDS=300 FUZZ_TARGETS="config" bash tests/fuzz/run.sh
 #
 # Only the stable toolchain exists here: RUSTC_BOOTSTRAP=1 lets it take the -Z flags that
-# cargo-fuzz passes. cargo-fuzz itself is installed once into .cache/fuzz-tools (git-ignored).
+# cargo-fuzz passes. cargo-fuzz itself is installed once into $TEST_CACHE_DIR/fuzz-tools (default /var/cache/alisay-test).
 # Builds go to target/fuzz; crashing inputs to target/fuzz/artifacts/<target>/. To reproduce
-# one: RUSTC_BOOTSTRAP=1 .cache/fuzz-tools/bin/cargo-fuzz run --fuzz-dir fuzz \
+# one: RUSTC_BOOTSTRAP=1 /var/cache/alisay-test/fuzz-tools/bin/cargo-fuzz run --fuzz-dir fuzz \
 #        --target-dir target/fuzz -s none <target> <file>
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +21,7 @@ seconds=${FUZZ_SECONDS:-60}
 read -r -a targets <<<"${FUZZ_TARGETS:-signaling config hub}"
 case $seconds in '' | *[!0-9]*) echo "FUZZ_SECONDS must be a whole number" >&2; exit 2 ;; esac
 
-tools=$root/.cache/fuzz-tools
+tools=${TEST_CACHE_DIR:-/var/cache/alisay-test}/fuzz-tools
 cargo_fuzz=$tools/bin/cargo-fuzz
 if ! [ -x "$cargo_fuzz" ]; then
   echo "installing cargo-fuzz into $tools"
