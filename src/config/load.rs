@@ -73,13 +73,21 @@ pub(super) fn load(provider: impl Provider) -> Result<Config, LoadError> {
     let known = serde_json::to_value(Config::default()).expect("the defaults serialize");
     let extracted = fig.extract::<Config>();
     let mut problems = Problems::default();
-    walk(&fig, &root, &known, "", extracted.is_err(), &mut problems);
+    walk(
+        &fig,
+        &root,
+        &root,
+        &known,
+        "",
+        extracted.is_err(),
+        &mut problems,
+    );
     match extracted {
         Ok(config) if problems.0.is_empty() => match config.validate() {
             Ok(()) => Ok(config),
             Err(mut invalid) => {
                 for p in &mut invalid.0 {
-                    p.message = with_source(&p.message, source_of(&fig, &p.path));
+                    p.message = with_source(&p.message, source_of(&fig, &root, &p.path));
                 }
                 Err(LoadError::Invalid(invalid))
             }
@@ -95,9 +103,11 @@ pub(super) fn load(provider: impl Provider) -> Result<Config, LoadError> {
     }
 }
 
-/// Walks the merged `value` against the `known` key tree at `path`.
+/// Walks the merged `value` against the `known` key tree at `path` (`root` is the whole
+/// merged value, for [`source_of`]).
 fn walk(
     fig: &Figment,
+    root: &Value,
     value: &Value,
     known: &serde_json::Value,
     path: &str,
@@ -110,30 +120,37 @@ fn walk(
                 let child_path = join(path, key);
                 match fields.get(key) {
                     Some(known_child) => {
-                        walk(fig, child, known_child, &child_path, check_types, out);
+                        walk(fig, root, child, known_child, &child_path, check_types, out);
                     }
                     None => out.0.push(Problem {
                         message: with_source(
                             &unknown_key_message(key, fields.keys().map(String::as_str)),
-                            source_of(fig, &child_path),
+                            source_of(fig, root, &child_path),
                         ),
                         path: child_path,
                     }),
                 }
             }
         }
-        _ if check_types => type_problems(fig, path, value, known.is_array(), out),
+        _ if check_types => type_problems(fig, root, path, value, known.is_array(), out),
         _ => {}
     }
 }
 
 /// Reports why the known leaf `value` at `path` does not deserialize, if it does not. A list
 /// is checked item by item, so the problem names the bad item (`turn.urls[2]`).
-fn type_problems(fig: &Figment, path: &str, value: &Value, is_list: bool, out: &mut Problems) {
+fn type_problems(
+    fig: &Figment,
+    root: &Value,
+    path: &str,
+    value: &Value,
+    is_list: bool,
+    out: &mut Problems,
+) {
     let Err(err) = check_leaf(path, value) else {
         return;
     };
-    let source = source_of(fig, path);
+    let source = source_of(fig, root, path);
     if let (true, Value::Array(tag, items)) = (is_list, value) {
         let before = out.0.len();
         for (i, item) in items.iter().enumerate() {
@@ -272,13 +289,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Where the value at `path` (`rooms.allowlist[2]` counts as `rooms.allowlist`) came from:
 /// `in FILE` or `from environment variable ALISAY_...`; `None` for built-in defaults and YAML
-/// text.
-fn source_of(fig: &Figment, path: &str) -> Option<String> {
+/// text. `root` is the merged value: looking `key` up in it (rather than with
+/// `Figment::find_metadata`, which merges every provider again on each call) keeps a file with
+/// thousands of problems from taking minutes (quadratic; found by fuzzing `Config::load_str`).
+fn source_of(fig: &Figment, root: &Value, path: &str) -> Option<String> {
     let key = path.split('[').next().unwrap_or(path);
     if key.is_empty() {
         return None;
     }
-    let metadata = fig.find_metadata(key)?;
+    let metadata = fig.get_metadata(root.find_ref(key)?.tag())?;
     if metadata.name.ends_with("environment variable(s)") {
         return Some(format!("from environment variable {}", env_name(key)));
     }
@@ -304,13 +323,14 @@ fn env_name(key: &str) -> String {
 
 /// figment's own errors (unreadable file, YAML syntax), one problem each.
 fn figment_problems(fig: &Figment, err: figment::Error) -> Problems {
+    let root = fig.find_value("").ok();
     Problems(
         err.into_iter()
             .map(|e| {
                 let path = e.path.join(".");
                 let source = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
                     Some(Source::File(file)) => Some(format!("in {}", file.display())),
-                    _ => source_of(fig, &path),
+                    _ => root.as_ref().and_then(|root| source_of(fig, root, &path)),
                 };
                 let message = if path.is_empty() {
                     format!("cannot load the configuration: {}", e.kind)
