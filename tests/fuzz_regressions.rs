@@ -14,13 +14,16 @@
 //! 3. `config` (slow inputs): each problem's source was looked up with
 //!    `Figment::find_metadata`, which merges every provider again: quadratic in the number of
 //!    problems (8000 unknown keys, 70 KB, took 18 s in `alisay check`).
+//! 4. `config` (slow inputs): libyaml's scanner is quadratic in `[`/`{` nesting depth, before
+//!    serde_yaml's depth limit applies (80 KB of `[` took 20 s). Files are now capped at
+//!    `MAX_CONFIG_BYTES` and flow nesting at 64 levels, checked before parsing.
 
 mod common;
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alisay::config::{Config, LoadError, log_filter};
+use alisay::config::{Config, LoadError, MAX_CONFIG_BYTES, log_filter};
 use alisay::signaling::hub::{Action, Event, Hub, HubConfig, Registration};
 use alisay::signaling::protocol::{ClientMsg, ServerMsg};
 use common::{Server, room_id, unix_now};
@@ -222,4 +225,97 @@ fn thousands_of_problems_are_reported_in_linear_time() {
     assert!(problems.0.iter().any(|p| p.path == "k7999"));
     // About 1 s unoptimized after the fix; over a minute before it.
     assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
+
+/// Loads `yaml` (in a jail without `ALISAY_*`) and returns the single whole-file problem.
+fn refused_whole(yaml: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let mut result = None;
+    #[allow(clippy::result_large_err)]
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        result = Some(Config::load_str(yaml));
+        Ok(())
+    });
+    let elapsed = started.elapsed();
+    let Some(Err(LoadError::Parse(problems))) = result else {
+        panic!("refused");
+    };
+    assert_eq!(problems.0.len(), 1, "{problems}");
+    assert_eq!(problems.0[0].path, "", "a whole-file problem");
+    (problems.0[0].message.clone(), elapsed)
+}
+
+#[test]
+fn deep_flow_nesting_is_refused_before_parsing() {
+    for yaml in [
+        format!("a: {}", "[".repeat(80_000)),
+        format!("a: {}1{}", "{a: ".repeat(20_000), "}".repeat(20_000)),
+        // Quotes do not hide brackets from the check (libyaml may not see a quote there).
+        format!("a: b'\nc: {}", "[".repeat(80_000)),
+    ] {
+        let (message, elapsed) = refused_whole(&yaml);
+        assert!(message.contains("nested more than 64 deep"), "{message}");
+        assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    }
+    // 64 levels are still parsed (and refused for what they are, not for their depth).
+    let yaml = format!("turn: {{urls: {}{}}}", "[".repeat(63), "]".repeat(63));
+    let mut result = None;
+    #[allow(clippy::result_large_err)]
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        result = Some(Config::load_str(&yaml));
+        Ok(())
+    });
+    let Some(Err(err)) = result else {
+        panic!("a list of lists is not a list of urls")
+    };
+    assert!(err.to_string().contains("turn.urls"), "{err}");
+}
+
+#[test]
+fn oversized_configs_are_refused_before_parsing() {
+    let header = "mode: development\npublic_origin: \"http://127.0.0.1:8787\"\n";
+    let comment = format!("# {}\n", "x".repeat(98));
+    let lines = (MAX_CONFIG_BYTES - header.len()) / comment.len();
+    let fits = format!("{header}{}", comment.repeat(lines));
+    assert!(fits.len() <= MAX_CONFIG_BYTES && fits.len() + comment.len() > MAX_CONFIG_BYTES);
+    assert_eq!(load(&fits).public_origin, "http://127.0.0.1:8787");
+    let (message, _) = refused_whole(&format!("{fits}{comment}"));
+    assert_eq!(
+        message,
+        "cannot load the configuration: it is larger than 128 KiB"
+    );
+}
+
+#[test]
+fn alisay_check_refuses_a_huge_or_deep_file_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let huge = dir.path().join("huge.yaml");
+    // 64 MiB of comments: only the first 128 KiB + 1 byte are read.
+    let line = format!("# {}\n", "x".repeat(1022));
+    std::fs::write(&huge, line.repeat(64 * 1024)).expect("write");
+    let deep = dir.path().join("deep.yaml");
+    std::fs::write(&deep, format!("a: {}", "[".repeat(100_000))).expect("write");
+    for (file, what) in [
+        (&huge, "it is larger than 128 KiB"),
+        (&deep, "nested more than 64 deep"),
+    ] {
+        let started = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_alisay"))
+            .args(["check", "--config"])
+            .arg(file)
+            .env_clear()
+            .output()
+            .expect("run alisay check");
+        let elapsed = started.elapsed();
+        assert_eq!(out.status.code(), Some(64), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(what), "{stderr}");
+        assert!(
+            stderr.contains(&format!("(in {})", file.display())),
+            "{stderr}"
+        );
+        assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    }
 }

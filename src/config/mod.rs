@@ -59,6 +59,10 @@ impl Config {
     /// [`LoadError::Parse`] for unreadable files, bad YAML, unknown keys or wrong types (all
     /// of them); [`LoadError::Invalid`] for semantic problems (all of them).
     pub fn load_file(path: &Path) -> Result<Config, LoadError> {
+        // An unreadable file is left to figment, which names the reason.
+        if let Ok(bytes) = read_bounded(path) {
+            check_shape(&bytes, Some(path))?;
+        }
         load::load(Yaml::file_exact(path))
     }
 
@@ -67,6 +71,7 @@ impl Config {
     /// # Errors
     /// As [`Config::load_file`].
     pub fn load_str(yaml: &str) -> Result<Config, LoadError> {
+        check_shape(yaml.as_bytes(), None)?;
         load::load(Yaml::string(yaml))
     }
 
@@ -164,6 +169,66 @@ impl Config {
                 Mode::Development => "development",
             },
         )
+    }
+}
+
+/// Largest configuration accepted, in bytes: 25 times a fully commented `alisay.yaml`.
+pub const MAX_CONFIG_BYTES: usize = 128 * 1024;
+
+/// Deepest `[`/`{` flow nesting accepted (the schema needs two levels). The YAML scanner
+/// (libyaml) rescans every open level on each token, so deep nesting is quadratic before
+/// serde_yaml's own depth limit applies: 80 KB of `[` took 20 s (found by fuzzing
+/// `Config::load_str`).
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// Reads at most [`MAX_CONFIG_BYTES`] + 1 bytes of `path` (so a huge file or a device is not
+/// read whole just to be refused).
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Refuses YAML over [`MAX_CONFIG_BYTES`] or nested deeper than [`MAX_FLOW_DEPTH`] before it is
+/// parsed. Brackets are counted everywhere, quoted or not, so no quoting trick hides nesting;
+/// a real config never has dozens of unclosed brackets.
+fn check_shape(yaml: &[u8], file: Option<&Path>) -> Result<(), LoadError> {
+    let problem = if yaml.len() > MAX_CONFIG_BYTES {
+        Some(format!(
+            "cannot load the configuration: it is larger than {} KiB",
+            MAX_CONFIG_BYTES / 1024
+        ))
+    } else {
+        let mut depth = 0usize;
+        let mut deepest = 0usize;
+        for b in yaml {
+            match b {
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        (deepest > MAX_FLOW_DEPTH).then(|| {
+            format!(
+                "cannot load the configuration: `[`/`{{` nested more than {MAX_FLOW_DEPTH} deep"
+            )
+        })
+    };
+    match problem {
+        None => Ok(()),
+        Some(message) => Err(LoadError::Parse(Problems(vec![Problem {
+            path: String::new(),
+            message: match file {
+                Some(file) => format!("{message} (in {})", file.display()),
+                None => message,
+            },
+        }]))),
     }
 }
 
