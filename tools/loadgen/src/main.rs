@@ -132,6 +132,10 @@ enum Scenario {
         /// An extra goal measured by the script: `what|figure|bound|unit`.
         #[arg(long)]
         goal: Vec<String>,
+        /// The output of `cargo bench --bench hot_paths` (criterion), for the `{{micro}}`
+        /// table.
+        #[arg(long)]
+        micro: Option<PathBuf>,
     },
 }
 
@@ -143,9 +147,10 @@ fn main() -> ExitCode {
         output,
         env,
         goal,
+        micro,
     } = &cli.scenario
     {
-        return match write_report(input, template, output, env, goal) {
+        return match write_report(input, template, output, env, goal, micro.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("loadgen: {e:#}");
@@ -278,6 +283,7 @@ fn write_report(
     output: &PathBuf,
     env: &[String],
     goal: &[String],
+    micro: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(input)?;
     let mut all = Vec::new();
@@ -313,7 +319,14 @@ fn write_report(
         .replace("{{tables}}", &report::tables(&runs))
         .replace("{{goals}}", &report::goals_table(&goals))
         .replace("{{environment}}", &environment)
-        .replace("{{servers}}", &servers);
+        .replace("{{servers}}", &servers)
+        .replace(
+            "{{micro}}",
+            &match micro {
+                Some(path) => report::criterion_table(&std::fs::read_to_string(path)?),
+                None => String::new(),
+            },
+        );
     std::fs::write(output, doc)?;
     Ok(())
 }

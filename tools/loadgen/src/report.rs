@@ -608,6 +608,46 @@ pub fn goals_table(goals: &[Goal]) -> String {
     out
 }
 
+/// The criterion results (`cargo bench` output: a name, then `time: [low estimate high]`, on
+/// the same line or the next) as a markdown table.
+pub fn criterion_table(output: &str) -> String {
+    let mut rows = Vec::new();
+    let mut name = String::new();
+    for line in output.lines() {
+        let (before, after) = match line.split_once("time:") {
+            Some((b, a)) => (b.trim(), a.trim()),
+            None => {
+                let t = line.trim();
+                if !t.is_empty() && !line.starts_with(' ') && !t.contains(':') && t.contains('/') {
+                    name = t.to_owned();
+                }
+                continue;
+            }
+        };
+        if !before.is_empty() {
+            name = before.to_owned();
+        }
+        let inner = after.trim_start_matches('[').trim_end_matches(']');
+        let parts: Vec<&str> = inner.split_whitespace().collect();
+        if let [lo, lo_u, mid, mid_u, hi, hi_u] = parts[..] {
+            rows.push(format!(
+                "| `{name}` | {mid} {mid_u} | {lo} {lo_u} – {hi} {hi_u} |"
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "### Micro-benchmarks (`cargo bench --bench hot_paths`, criterion)\n\n\
+         Parsing and validating each client message, WebSocket frame decoding and encoding, \
+         TURN credentials, and the hub's admission and relay, without sockets \
+         ([`benches/hot_paths.rs`](../benches/hot_paths.rs)).\n\n\
+         | benchmark | time | 95% interval |\n|---|---:|---|\n{}\n",
+        rows.join("\n")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +659,22 @@ mod tests {
             cpu_us_per_op: Some(cpu),
             ..RunResult::default()
         }
+    }
+
+    #[test]
+    fn criterion_output_becomes_a_table() {
+        let out = "parse/join              time:   [270.12 ns 271.50 ns 273.01 ns]\n\
+                   admission/join-and-leave\n                        time:   [1.2345 µs 1.2400 µs 1.2500 µs]\n\
+                   Found 3 outliers among 100 measurements (3.00%)\n";
+        let t = criterion_table(out);
+        assert!(
+            t.contains("| `parse/join` | 271.50 ns | 270.12 ns – 273.01 ns |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| `admission/join-and-leave` | 1.2400 µs |"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -431,9 +431,12 @@ pub async fn fixed_rate(
 /// time in nanoseconds.
 async fn cycle(ctx: &Ctx, who: Who) -> Result<u64, String> {
     let p = ctx.target.protocol;
+    // PeerJS admits on the upgrade itself: its "join" starts with the connect.
+    let connecting = now_ns();
     let mut ws = client::connect(&ctx.target, &p.url(&ctx.target.base, who)).await?;
-    let sent = now_ns();
+    let mut sent = connecting;
     if let Some(join) = p.join(who) {
+        sent = now_ns();
         client::send(&mut ws, join).await?;
     }
     client::expect(&mut ws, p, &Incoming::Joined, Instant::now() + STEP).await?;
