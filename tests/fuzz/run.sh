@@ -20,6 +20,8 @@ case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) [ -d "$HOME/.cargo/bin" ] && PAT
 seconds=${FUZZ_SECONDS:-60}
 read -r -a targets <<<"${FUZZ_TARGETS:-signaling config hub}"
 case $seconds in '' | *[!0-9]*) echo "FUZZ_SECONDS must be a whole number" >&2; exit 2 ;; esac
+# FUZZ_SECONDS=0 replays the committed corpus only (libFuzzer's own 0 would mean "forever").
+if [ "$seconds" = 0 ]; then budget=(-runs=0); else budget=(-max_total_time="$seconds"); fi
 
 tools=${TEST_CACHE_DIR:-/var/cache/alisay-test}/fuzz-tools
 cargo_fuzz=$tools/bin/cargo-fuzz
@@ -58,17 +60,21 @@ for t in "${targets[@]}"; do
   # New inputs go to the scratch corpus (the first directory); the committed one is read only.
   status=0
   "$cargo_fuzz" run "${build[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+    "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   peak=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
+  seeds=$(sed -n 's/^INFO: seed corpus: files: \([0-9]*\).*/\1/p' "$log" | head -n 1)
   if [ "$status" = 0 ] && [ -n "$runs" ]; then
-    echo "$t: ${runs} executions in ${seconds}s, ${cov:-cov: ?}, peak RSS ${peak:-?} MB"
+    echo "$t: ${runs} executions in ${seconds}s from ${seeds:-?} corpus files," \
+      "${cov:-cov: ?}, peak RSS ${peak:-?} MB"
   else
-    echo "$t: FAILED (exit $status) after ${runs:-?} executions; last lines of the log:" >&2
-    tail -n 40 "$log" >&2
-    ls -1 "$artifacts" >&2 || true
+    echo "$t: FAILED (exit $status) after ${runs:-?} executions:" >&2
+    grep -A 2 'panicked at' "$log" >&2 || true
+    grep -E 'SUMMARY|Test unit written|^Base64' "$log" >&2 || true
+    echo "--- last lines of the log:" >&2
+    tail -n 15 "$log" >&2
     failed+=("$t")
   fi
 done
