@@ -9,6 +9,7 @@
 #   bash tools/compare/compare.sh               # full run (about 30 minutes)
 #   RUNS=1 QUICK=1 bash tools/compare/compare.sh   # a trial (smaller counts; not for the docs)
 #   SERVERS="alisay raw" bash tools/compare/compare.sh   # a subset
+#   COMPARE_NOTE="what this tree is" bash tools/compare/compare.sh   # a line for the report
 #
 # Loopback only; every server is stopped by its PID; every loop is bounded.
 set -euo pipefail
@@ -165,7 +166,9 @@ taskset -c 1 cargo bench --locked --bench hot_paths -- --warm-up-time 1 --measur
   2>&1 | tee "$work/criterion.txt" | grep -E 'time:|^[a-z-]+/' || true
 
 say "Writing $OUTPUT"
-"$loadgen" report --input "$results" --template tools/compare/performance.md.in --output "$OUTPUT" \
+note=()
+[ -n "${COMPARE_NOTE:-}" ] && note=(--env "note: $COMPARE_NOTE")
+"$loadgen" report "${note[@]}" --input "$results" --template tools/compare/performance.md.in --output "$OUTPUT" \
   --env "date: $(date -u +%Y-%m-%dT%H:%MZ), $RUNS rounds, $(( $(date +%s) - started )) s" \
   --env "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), Linux $(uname -r), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" \
   --env "load average (1, 5, 15 min) at start: $load_start; at end: $load_end" \
