@@ -7,8 +7,17 @@
  * Order on Start: `POST /rooms` → `GET /ws` + `join` → `joined` → (Relay-only)
  * relay preflight → `getUserMedia` → `ready` → `start {polite}` → perfect
  * negotiation (call.js).
+ *
+ * Every `offer` and `answer` carries `auth` (auth.js) and every incoming one is
+ * verified before anything else happens to it; server messages are handled
+ * strictly one after the other ({@link App#onMessage}), so a candidate or a
+ * `hangup` never overtakes a description still being verified. A description
+ * that fails (missing or wrong `auth`) ends the session at once: nothing is
+ * set, the connection is closed, nothing reconnects, and `#error` says
+ * `unverified`.
  */
 
+import {DtlsAuth} from './auth.js';
 import {Call} from './call.js';
 import {DevicePickers} from './devices.js';
 import {Invite} from './invite.js';
@@ -187,6 +196,22 @@ export class App {
     this.okRun = 0;
     /** Whether a quality sample arrived for the current connection. */
     this.sampled = false;
+    /** @type {DtlsAuth|null} the key of the current session's room */
+    this.auth = null;
+    /**
+     * The tail of the queue of server messages (handled one at a time, in
+     * order; see {@link App#onMessage}).
+     */
+    this.inbox = Promise.resolve();
+    /**
+     * @type {'verified'|'refused'|null} 'verified' once a description of the
+     *     other caller passed, 'refused' after one failed (until Start again)
+     */
+    this.verification = null;
+    /** @type {number|null} ms the last verification took */
+    this.lastVerifyMs = null;
+    /** @type {string|null} six digits, shown while connected */
+    this.safetyCode = null;
   }
 
   /** Wires the page up. Nothing is created and no device is opened here. */
@@ -277,10 +302,23 @@ export class App {
       return;
     }
     this.relayOnly = this.view.mode === 'relay';
+    this.verification = null;
+    this.auth = null;
     this.setPhase('joining', null);
     const roomId = await invite.roomId();
     if (gen !== this.gen) return;
     this.roomId = roomId;
+    try {
+      this.auth = await DtlsAuth.fromToken(invite.token);
+    } catch (err) {
+      console.error(
+          '[alisay] key derivation failed',
+          err instanceof Error ? err.name : err,
+      );
+      this.setPhase('error', 'insecure');
+      return;
+    }
+    if (gen !== this.gen) return;
     const status = await this.register(roomId);
     if (gen !== this.gen) return;
     if (status !== 200 && status !== 201) {
@@ -622,8 +660,84 @@ export class App {
 
   // ---- Server messages ------------------------------------------------------
 
-  /** @param {any} msg */
+  /**
+   * Queues one server message: each is handled after the one before it is,
+   * and an `offer` or `answer` only after its `auth` was checked.
+   * @param {any} msg
+   */
   onMessage(msg) {
+    const gen = this.gen;
+    this.inbox = this.inbox
+        .then(async () => {
+          if (gen !== this.gen) return;
+          if (msg.type === 'offer' || msg.type === 'answer') {
+            const ok = await this.verifyDescription(msg);
+            if (gen !== this.gen || !ok) return;
+          }
+          this.handleMessage(msg);
+        })
+        .catch((err) => {
+          console.error(
+              '[alisay] message handling failed',
+              String(msg.type),
+              err instanceof Error ? err.name : err,
+          );
+        });
+  }
+
+  /**
+   * Checks the `auth` of a relayed description against our key, the sender's
+   * role (the opposite of ours) and the description's fingerprints; on
+   * failure ends the session ({@link App#refuse}).
+   * @param {any} msg
+   * @return {Promise<boolean>} whether it may be used
+   */
+  async verifyDescription(msg) {
+    const auth = this.auth;
+    const polite = this.polite ?? this.call?.polite ?? null;
+    if (!auth || polite === null) {
+      console.warn('[alisay] a description before start, dropped');
+      return false;
+    }
+    const started = performance.now();
+    const sdp = typeof msg.sdp === 'string' ? msg.sdp : '';
+    const result = await auth.verify(msg.type, !polite, sdp, msg.auth);
+    this.lastVerifyMs = performance.now() - started;
+    if (result === 'ok') {
+      this.verification = 'verified';
+      return true;
+    }
+    this.refuse(`${msg.type} ${result}`);
+    return false;
+  }
+
+  /**
+   * A description failed verification: somebody between the callers may be
+   * swapping the encryption keys. Nothing of it is set; the connection is
+   * closed, the room left (`hangup`), no reconnect is tried, and the warning
+   * shows in `#error` (`role="alert"`).
+   * @param {string} why e.g. `offer mismatch`, `answer missing`
+   */
+  refuse(why) {
+    console.warn('[alisay] description refused:', why);
+    const roomId = this.roomId;
+    this.leave(true);
+    this.verification = 'refused';
+    if (roomId) {
+      try {
+        sessionStorage.removeItem(sessionKey(roomId));
+      } catch {
+        // Nothing to forget.
+      }
+    }
+    this.setPhase('error', 'unverified');
+  }
+
+  /**
+   * Handles one server message (in order, after verification).
+   * @param {any} msg
+   */
+  handleMessage(msg) {
     switch (msg.type) {
       case 'peer-joined':
         this.peerPresent = true;
@@ -743,7 +857,7 @@ export class App {
   newCall(polite) {
     const session = this.session;
     const stream = this.stream;
-    if (!session || !stream) return;
+    if (!session || !stream || !this.auth) return;
     this.closeCall();
     const call = new Call({
       iceServers: session.iceServers,
@@ -751,6 +865,7 @@ export class App {
       polite,
       stream,
       send: (msg) => this.signaling?.send(msg) ?? false,
+      auth: /** @type {DtlsAuth} */ (this.auth),
     });
     call.addEventListener('track', (e) => {
       if (call === this.call) {
@@ -764,6 +879,9 @@ export class App {
           if (call === this.call) this.onSample(sample);
         });
       }
+      if (call.state === 'connected' && this.safetyCode === null) {
+        void this.showSafetyCode(call);
+      }
       this.render();
     });
     call.addEventListener('ice-failed', () => {
@@ -772,8 +890,26 @@ export class App {
     this.call = call;
   }
 
+  /**
+   * Computes and shows the safety code of a connected call, from the
+   * fingerprints of both descriptions (both verified or our own).
+   * @param {Call} call
+   */
+  async showSafetyCode(call) {
+    const local = call.pc.localDescription?.sdp;
+    const remote = call.pc.remoteDescription?.sdp;
+    if (!local || !remote || !this.auth) return;
+    const code = await this.auth.safetyCode(local, remote);
+    if (call !== this.call || call.closed || code === null) return;
+    this.safetyCode = code;
+    this.view.setSafetyCode(code);
+    console.info('[alisay] safety code shown');
+  }
+
   /** Closes the current call, if any: connection, statistics, remote video. */
   closeCall() {
+    this.safetyCode = null;
+    this.view.setSafetyCode(null);
     this.stats?.stop();
     this.stats = null;
     this.call?.close();
@@ -1193,6 +1329,18 @@ export class App {
       },
       get stream() {
         return app.stream;
+      },
+      get safetyCode() {
+        return app.safetyCode;
+      },
+      get verification() {
+        return app.verification;
+      },
+      get authTimings() {
+        return {
+          signMs: app.call?.lastSignMs ?? null,
+          verifyMs: app.lastVerifyMs,
+        };
       },
     });
     Object.defineProperty(window, 'alisay', {value: handle, enumerable: false});

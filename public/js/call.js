@@ -3,9 +3,15 @@
  *     (https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Perfect_negotiation):
  *     `makingOffer`, `ignoreOffer`, `isSettingRemoteAnswerPending`,
  *     argument-free `setLocalDescription()`, and the same code on both peers;
- *     `polite` comes from the server's `start`. Outgoing descriptions are
- *     handed to `send` right after `setLocalDescription()` resolves, with no
- *     other async step in between, so signaling leaves in negotiation order.
+ *     `polite` comes from the server's `start`.
+ *
+ * Every outgoing message (descriptions and candidates) goes through ONE ordered
+ * queue ({@link Call#enqueue}). A description is captured (type, SDP and our
+ * role) synchronously right after its `setLocalDescription()` resolves; its
+ * `auth` (auth.js, an async HMAC) is started at once and the queue waits for
+ * it, so a candidate gathered meanwhile still leaves after its description,
+ * and a rollback or a second description can never change what the first one
+ * carries. Nothing of the negotiation itself waits for the HMAC.
  *
  * Glare on the first negotiation is avoided, not just survived: the impolite
  * side adds its tracks (and so offers) at once, while the polite side adds its
@@ -45,6 +51,7 @@
  *   polite: boolean,
  *   stream: MediaStream,
  *   send: function(OutMessage): boolean,
+ *   auth: import('./auth.js').DtlsAuth,
  * }} CallOptions
  */
 
@@ -73,6 +80,9 @@ export class Call extends EventTarget {
     super();
     this.polite = opts.polite;
     this.send = opts.send;
+    this.auth = opts.auth;
+    /** The tail of the ordered outgoing queue (see {@link Call#enqueue}). */
+    this.outbox = Promise.resolve();
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.isSettingRemoteAnswerPending = false;
@@ -84,6 +94,11 @@ export class Call extends EventTarget {
     const pc = this.pc;
     /** @type {MediaStream|null} */
     this.remoteStream = null;
+    /**
+     * @type {number|null} milliseconds the last `auth` took to compute (for
+     *     tests), or null
+     */
+    this.lastSignMs = null;
 
     pc.ontrack = ({track, streams}) => {
       const stream = streams[0] ?? this.remoteStream ?? new MediaStream();
@@ -109,7 +124,7 @@ export class Call extends EventTarget {
 
     pc.onicecandidate = ({candidate}) => {
       if (this.closed) return;
-      this.send({
+      this.enqueue({
         type: 'ice',
         candidate: candidate?.candidate ? candidate.toJSON() : null,
       });
@@ -315,7 +330,11 @@ export class Call extends EventTarget {
     pc.close();
   }
 
-  /** @private Sends the current local description, right after it was set. */
+  /**
+   * @private Queues the current local description, right after it was set,
+   * with its `auth` (every offer and answer, ICE restarts included, leaves
+   * through here).
+   */
   sendDescription() {
     const desc = this.pc.localDescription;
     if (
@@ -325,7 +344,37 @@ export class Call extends EventTarget {
     ) {
       return;
     }
-    this.send({type: desc.type, sdp: desc.sdp});
+    const {type, sdp} = desc;
+    const started = performance.now();
+    const signed = this.auth.sign(type, this.polite, sdp).then((auth) => {
+      this.lastSignMs = performance.now() - started;
+      return {type, sdp, auth};
+    });
+    this.enqueue(signed);
+  }
+
+  /**
+   * @private Puts one message at the end of the ordered outgoing queue. A
+   * promise (a description being signed) holds back everything queued after
+   * it until it settles; one that fails is logged and not sent.
+   * @param {OutMessage|Promise<OutMessage>} item
+   */
+  enqueue(item) {
+    // Handled below once its turn comes; not an unhandled rejection meanwhile.
+    if (item instanceof Promise) item.catch(() => {});
+    this.outbox = this.outbox
+        .then(() => item)
+        .then(
+            (msg) => {
+              if (!this.closed) this.send(msg);
+            },
+            (err) => {
+              console.error(
+                  '[alisay] could not sign a description',
+                  err instanceof Error ? err.message : err,
+              );
+            },
+        );
   }
 
   /**

@@ -144,6 +144,9 @@ const ERRORS = Object.freeze({
   'relay-preflight-failed':
     'Could not reach the relay server from this network, so Relay-only mode ' +
     'cannot work. Press Start to try again, or choose Auto mode.',
+  'unverified':
+    'This call could not be verified: the connection may be intercepted. ' +
+    'The call was stopped.',
   'invalid-link':
     'This invite link is not valid. Check that you copied all of it, or ' +
     'generate a new room.',

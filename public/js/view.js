@@ -75,6 +75,8 @@ export class View {
     this.qualityDetails = byId('quality-details');
     this.qualityWarning = byId('quality-warning');
     this.announcer = byId('announce');
+    this.safety = byId('safety');
+    this.safetyCode = byId('safety-code');
     this.check = byId('check');
     this.previewBox = byId('preview-box');
     this.previewVideo = /** @type {HTMLVideoElement} */ (byId('preview-video'));
@@ -287,6 +289,17 @@ export class View {
     this.quality.dataset.level = 'none';
     this.qualityText.textContent = messages.status('quality-waiting');
     this.qualityDetails.textContent = '';
+  }
+
+  /**
+   * Shows the safety code (six digits, shown as two groups of three), or hides
+   * it (null).
+   * @param {string|null} code
+   */
+  setSafetyCode(code) {
+    this.safety.hidden = code === null;
+    this.safetyCode.textContent =
+      code === null ? '' : `${code.slice(0, 3)} ${code.slice(3)}`;
   }
 
   /** @param {MediaStream|null} stream */
