@@ -33,6 +33,10 @@ pub const OP_PONG: u8 = 0xA;
 const MAX_SERVER_HEADER: usize = 10;
 /// The largest control frame payload (§5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
+/// Close code "protocol error" (§7.4.1).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code "invalid frame payload data" (§7.4.1): a close reason that is not UTF-8.
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 
 /// One complete frame (or reassembled message) from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,6 +65,11 @@ pub enum Violation {
     /// Framing a conforming client never sends.
     #[error("websocket protocol violation: {0}")]
     Protocol(&'static str),
+    /// A malformed close frame (one byte of payload, or a reason that is not UTF-8): the
+    /// client is closing, so it is answered with a bare close frame of this code (1002 or 1007,
+    /// RFC 6455 §7.4.1) rather than an `error` message it would not read.
+    #[error("malformed close frame")]
+    BadClose(u16),
 }
 
 /// Incremental decoder of client frames. Holds memory only while a frame or a fragmented
@@ -165,7 +174,14 @@ impl Pending {
             let Some(h) = parse_header(&data[pos..])? else {
                 break;
             };
-            if h.payload > max {
+            // Refused at the header, before any of the payload is waited for or kept: a
+            // frame over the limit, or a continuation taking its message over it.
+            let so_far = if h.opcode == OP_CONTINUATION {
+                self.message.len()
+            } else {
+                0
+            };
+            if h.payload > max.saturating_sub(so_far) {
                 return Err(Violation::TooBig);
             }
             if data.len() - pos < h.len + h.payload {
@@ -222,11 +238,12 @@ impl Pending {
             OP_PONG => on(Frame::Pong),
             OP_CLOSE => match payload {
                 [] => on(Frame::Close(None)),
-                [_] => return Err(Violation::Protocol("close frame of one byte")),
-                [a, b, reason @ ..] => on(Frame::Close(Some((
-                    u16::from_be_bytes([*a, *b]),
-                    utf8(reason)?,
-                )))),
+                [_] => return Err(Violation::BadClose(CLOSE_PROTOCOL_ERROR)),
+                [a, b, reason @ ..] => {
+                    let reason = std::str::from_utf8(reason)
+                        .map_err(|_| Violation::BadClose(CLOSE_INVALID_PAYLOAD))?;
+                    on(Frame::Close(Some((u16::from_be_bytes([*a, *b]), reason))))
+                }
             },
             _ => return Err(Violation::Protocol("reserved opcode")),
         })
@@ -257,6 +274,10 @@ fn parse_header(data: &[u8]) -> Result<Option<Header>, Violation> {
             _ => return Ok(None),
         },
         127 => match rest {
+            // §5.2: "the most significant bit MUST be 0".
+            [a, ..] if a & 0x80 != 0 => {
+                return Err(Violation::Protocol("64-bit length with its top bit set"));
+            }
             [a, b, c, d, e, f, g, h, ..] => {
                 (u64::from_be_bytes([*a, *b, *c, *d, *e, *f, *g, *h]), 8)
             }
@@ -464,8 +485,26 @@ mod tests {
             Violation::TooBig,
             "reassembled message over the limit"
         );
+        // The continuation's header alone is enough to refuse it.
+        let mut head_only = client(0x01, &[b'a'; 60]);
+        head_only.extend(&client(0x80, &[b'a'; 60])[..6]);
+        assert_eq!(
+            v(head_only),
+            Violation::TooBig,
+            "refused at the continuation's header"
+        );
         assert_eq!(v(client(0x81, &[0xC3, 0x28])), Violation::NotUtf8);
-        assert_eq!(v(client(0x88, &[0x03, 0xE8, 0xFF])), Violation::NotUtf8);
+        assert_eq!(
+            v(client(0x88, &[0x03, 0xE8, 0xFF])),
+            Violation::BadClose(CLOSE_INVALID_PAYLOAD)
+        );
+        assert_eq!(
+            v(client(0x88, &[3])),
+            Violation::BadClose(CLOSE_PROTOCOL_ERROR)
+        );
+        let mut top_bit = vec![0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1];
+        top_bit.extend_from_slice(&[1, 2, 3, 4]);
+        assert!(matches!(v(top_bit), Violation::Protocol(_)));
         for (b0, payload) in [
             (0x80, &b"x"[..]),
             (0x09, b"ping"),
@@ -473,7 +512,6 @@ mod tests {
             (0xC1, b"x"),
             (0x83, b"x"),
             (0x8B, b"x"),
-            (0x88, &[3]),
         ] {
             assert!(
                 matches!(v(client(b0, payload)), Violation::Protocol(_)),

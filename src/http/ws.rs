@@ -32,7 +32,7 @@ use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response as Reply;
 
 use super::assets::plain;
-use super::frame::{Decoder, Frame, OP_PING, OP_PONG, OutFrame, Violation};
+use super::frame::{CLOSE_PROTOCOL_ERROR, Decoder, Frame, OP_PING, OP_PONG, OutFrame, Violation};
 use super::{App, Mail, Outgoing};
 use crate::signaling::hub::{Action, Event, PeerId};
 use crate::signaling::protocol::{ByeReason, ClientMsg, ErrorCode, ServerMsg, close, parse_client};
@@ -395,6 +395,11 @@ impl Session {
                 ErrorCode::InvalidMessage,
                 "text frame is not UTF-8",
             )),
+            // The client is closing with a malformed close frame: answer with a bare close
+            // (1002 or 1007, RFC 6455 §7.4.1) and end; it reads no more messages.
+            Err(Violation::BadClose(code)) => {
+                ControlFlow::Break(Stop::ClientClosed(OutFrame::close(code, "")))
+            }
             // Framing a browser never sends (RFC 6455 §5: unmasked, reserved bits or opcodes,
             // bad fragmentation): refused like any other invalid message.
             Err(e @ Violation::Protocol(_)) => {
@@ -557,7 +562,7 @@ impl FrameCtx<'_> {
                     Some((code, reason)) if close_code_allowed(code) => {
                         OutFrame::close(code, reason)
                     }
-                    Some(_) => OutFrame::close(1002, "Protocol violation"),
+                    Some(_) => OutFrame::close(CLOSE_PROTOCOL_ERROR, ""),
                 };
                 return ControlFlow::Break(Stop::ClientClosed(reply));
             }
