@@ -646,6 +646,13 @@ fn render_units(config: &Config, out: &Path) {
         "{} is missing (apt-get install coturn)",
         config.paths.turnserver.display()
     );
+    // ExecStartPre=+nft -f ... (turn.host_firewall): verify fails when nft is missing.
+    require("nft");
+    assert!(
+        config.paths.nft.is_file(),
+        "{} is missing (apt-get install nftables)",
+        config.paths.nft.display()
+    );
     render::render_to_dir(&config, out).unwrap();
 }
 
@@ -749,6 +756,61 @@ fn unit_relaxations_are_rendered_only_when_needed() {
     assert!(!server.contains("\nIPAddressDeny="));
     // nginx still proxies to loopback when the server listens on the unspecified address.
     assert!(file(&files, "nginx/alisay.conf").contains("server 127.0.0.1:80;"));
+}
+
+/// `turn.host_firewall` (default on): the coturn unit loads the rendered nftables table before
+/// anything of coturn runs, with full privileges (`+`) and without `-` (a table that cannot be
+/// loaded keeps coturn down), and deletes it after stopping (`-`: a table already gone is
+/// fine); off, neither line is rendered. The table also covers `turn.external_ip`, in its own
+/// address family.
+#[test]
+fn coturn_unit_loads_the_host_firewall_table() {
+    let prod = load(&fixture("production.yaml"));
+    let files = rendered(&prod);
+    let coturn = file(&files, "systemd/alisay-coturn.service");
+    let load = "\nExecStartPre=+/usr/sbin/nft -f /etc/alisay/alisay-coturn.nft\n";
+    let delete = "\nExecStopPost=-+/usr/sbin/nft delete table inet alisay_coturn\n";
+    let first_pre = coturn.find("\nExecStartPre=").expect("an ExecStartPre");
+    assert_eq!(coturn.find(load), Some(first_pre), "{coturn}");
+    assert!(coturn.contains(delete), "{coturn}");
+    assert!(coturn.contains("\nAfter=network-online.target nftables.service\n"));
+    let nft = file(&files, "nftables/alisay-coturn.nft");
+    assert!(nft.contains("\ntable inet alisay_coturn {\n"), "{nft}");
+    assert!(nft.contains("socket cgroupv2 level 2 \"system.slice/alisay-coturn.service\" fib daddr type local jump coturn_to_host\n"));
+
+    let mut moved = prod.clone();
+    moved.paths.nft = PathBuf::from("/nix/store/x-nftables/bin/nft");
+    moved.paths.coturn_nft = PathBuf::from("/etc/alisay/other.nft");
+    let files = rendered(&moved);
+    assert!(
+        file(&files, "systemd/alisay-coturn.service")
+            .contains("\nExecStartPre=+/nix/store/x-nftables/bin/nft -f /etc/alisay/other.nft\n")
+    );
+
+    let mut off = prod.clone();
+    off.turn.host_firewall = false;
+    let files = rendered(&off);
+    let coturn = file(&files, "systemd/alisay-coturn.service");
+    assert!(
+        !coturn.contains("nft -f") && !coturn.contains("ExecStopPost="),
+        "{coturn}"
+    );
+    assert!(coturn.contains("# turn.host_firewall is off"));
+    assert!(coturn.contains("\nAfter=network-online.target\n"));
+
+    for (ip, line) in [
+        ("81.2.69.160", " ip daddr 81.2.69.160 jump coturn_to_host\n"),
+        (
+            "2a00:1450:4001::5",
+            " ip6 daddr 2a00:1450:4001::5 jump coturn_to_host\n",
+        ),
+    ] {
+        let mut nat = prod.clone();
+        nat.turn.external_ip = Some(ip.parse().unwrap());
+        let files = rendered(&nat);
+        let nft = file(&files, "nftables/alisay-coturn.nft");
+        assert!(nft.contains(line), "{ip}:\n{nft}");
+    }
 }
 
 /// Set (to anything) in the re-executed stack test inside its namespaces. Not `ALISAY_*`:

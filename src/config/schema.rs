@@ -193,6 +193,15 @@ pub struct TurnConfig {
     pub total_quota: u32,
     /// coturn `max-bps` per session, 0 = unlimited.
     pub max_bps: u64,
+    /// Load the rendered nftables table (`nftables/alisay-coturn.nft`, installed at
+    /// `paths.coturn_nft`) with `paths.nft` each time `alisay-coturn.service` starts, and
+    /// delete it when the service stops: coturn's sockets may then reach this host's own
+    /// addresses only as replies or on the relay port range, so TURN credentials cannot relay
+    /// to the host's other services on its public address (coturn's `denied-peer-ip` covers
+    /// only private and reserved ranges). Needs nftables and the unified cgroup hierarchy
+    /// (cgroup v2 at `/sys/fs/cgroup`); the service refuses to start if loading fails. `false`
+    /// leaves the host's own services reachable through the relay.
+    pub host_firewall: bool,
 }
 
 /// The Nginx site `alisay render` writes.
@@ -239,6 +248,11 @@ pub struct PathsConfig {
     pub state_dir: PathBuf,
     /// Runtime directory for coturn's generated config (contains the secret; tmpfs).
     pub coturn_runtime_dir: PathBuf,
+    /// The `nft` binary (nftables) that loads the coturn unit's table (`turn.host_firewall`).
+    pub nft: PathBuf,
+    /// Where the deployment installs the rendered `nftables/alisay-coturn.nft`, which the
+    /// coturn unit loads at start (`turn.host_firewall`).
+    pub coturn_nft: PathBuf,
 }
 
 /// Process logging.
@@ -357,6 +371,7 @@ impl Default for TurnConfig {
             user_quota: 12,
             total_quota: 1_200,
             max_bps: 0,
+            host_firewall: true,
         }
     }
 }
@@ -387,6 +402,8 @@ impl Default for PathsConfig {
             turnserver: PathBuf::from("/usr/bin/turnserver"),
             state_dir: PathBuf::from("/var/lib/alisay"),
             coturn_runtime_dir: PathBuf::from("/run/alisay-coturn"),
+            nft: PathBuf::from("/usr/sbin/nft"),
+            coturn_nft: PathBuf::from("/etc/alisay/alisay-coturn.nft"),
         }
     }
 }

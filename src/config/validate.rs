@@ -651,7 +651,7 @@ impl Config {
         let t = &self.turn;
         let n = &self.nginx;
         let paths = &self.paths;
-        let all: [(&str, Option<&Path>); 13] = [
+        let all: [(&str, Option<&Path>); 15] = [
             ("turn.secret_file", t.secret_file.as_deref()),
             ("turn.tls_cert", t.tls_cert.as_deref()),
             ("turn.tls_key", t.tls_key.as_deref()),
@@ -665,6 +665,8 @@ impl Config {
             ("paths.turnserver", Some(&paths.turnserver)),
             ("paths.state_dir", Some(&paths.state_dir)),
             ("paths.coturn_runtime_dir", Some(&paths.coturn_runtime_dir)),
+            ("paths.nft", Some(&paths.nft)),
+            ("paths.coturn_nft", Some(&paths.coturn_nft)),
         ];
         for (key, path) in all {
             let Some(path) = path else { continue };

@@ -115,6 +115,12 @@ pub(super) struct CoturnUnitCtx {
     nofile: usize,
     address_families: &'static str,
     bind_privileged: bool,
+    /// `turn.host_firewall`: load the nftables table at start, delete it at stop.
+    host_firewall: bool,
+    /// `paths.nft`.
+    nft: String,
+    /// `paths.coturn_nft`: the installed `nftables/alisay-coturn.nft`.
+    coturn_nft: String,
 }
 
 /// Collects problems while values are checked.
@@ -468,6 +474,9 @@ fn coturn_unit(config: &Config, coturn: &CoturnCtx, check: &mut Check) -> Coturn
             "AF_INET AF_INET6"
         },
         bind_privileged: t.listening_port < 1024 || (coturn.tls && t.tls_listening_port < 1024),
+        host_firewall: t.host_firewall,
+        nft: check.path("paths.nft", &config.paths.nft),
+        coturn_nft: check.path("paths.coturn_nft", &config.paths.coturn_nft),
     }
 }
 
