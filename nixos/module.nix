@@ -14,6 +14,10 @@
 #   them (wantedBy, restart triggers), which NixOS writes as a drop-in.
 # - The rendered Nginx site is included into the host's nginx; the rendered coturn config is
 #   what the app's own `alisay-coturn.service` runs. nixpkgs' `services.coturn` is left alone.
+# - The rendered nftables table (`nftables/alisay-coturn.nft`) goes to /etc/alisay; the coturn
+#   unit loads it at every start with nixpkgs' `nft` and deletes it when it stops, so coturn
+#   reaches the host's own addresses only on its relay ports. The host's own firewall
+#   (networking.firewall / networking.nftables) is not touched.
 { config, lib, pkgs, ... }:
 
 let
@@ -28,9 +32,14 @@ let
     inherit (cfg) settings turnSecretFile;
     binary = "${cfg.package}/bin/alisay";
     turnserver = "${cfg.coturn.package}/bin/turnserver";
+    nft = "${pkgs.nftables}/bin/nft";
   };
   # /etc/alisay/alisay.yaml, a link to the YAML's store path (environment.etc below).
   inherit (effective) configPath;
+  # /etc/alisay/alisay-coturn.nft: the rendered nftables table alisay-coturn.service loads at
+  # every start (turn.host_firewall, on unless the settings turn it off).
+  inherit (effective) nftPath;
+  hostFirewall = s.turn.host_firewall or true;
 
   configFile = format.generate "alisay.yaml" effective.settings;
 
@@ -41,6 +50,8 @@ let
     ''
       alisay check --config ${configFile} > $out
     '';
+
+  nftTable = "${rendered}/share/alisay/nftables/alisay-coturn.nft";
 
   units = [ "alisay.service" ] ++ optional cfg.coturn.enable "alisay-coturn.service";
 
@@ -270,8 +281,9 @@ in
       description = ''
         The contents of alisay.yaml, as documented in docs/config.md: every key may be set
         here, and unset keys keep alisay's defaults. The module sets `paths.binary`,
-        `paths.turnserver`, `paths.config` and `turn.secret_file` itself; setting them here
-        is an error. The file is checked with `alisay check` when the system is built.
+        `paths.turnserver`, `paths.nft`, `paths.config`, `paths.coturn_nft` and
+        `turn.secret_file` itself; setting them here is an error. The file is checked with
+        `alisay check` when the system is built.
 
         Secrets never belong here (this ends up in the world-readable Nix store): the TURN
         secret goes in {option}`services.alisay.turnSecretFile`. Allowlisted room ids
@@ -369,7 +381,8 @@ in
             services.alisay.settings sets ${lib.concatStringsSep ", " effective.conflicts}, which
             the module owns: turn.secret_file comes from services.alisay.turnSecretFile,
             paths.binary and paths.turnserver from services.alisay.package and
-            services.alisay.coturn.package, paths.config is ${configPath}. Remove them from
+            services.alisay.coturn.package, paths.nft from pkgs.nftables, paths.config is
+            ${configPath} and paths.coturn_nft ${nftPath}. Remove them from
             services.alisay.settings.
           '';
         }
@@ -470,9 +483,17 @@ in
     (lib.mkIf cfg.coturn.enable {
       systemd.services.alisay-coturn = {
         wantedBy = [ "multi-user.target" ];
-        # ExecStartPre= renders coturn's runtime config from the YAML at each start.
-        restartTriggers = [ configFile ];
+        # ExecStartPre= renders coturn's runtime config from the YAML at each start, and
+        # loads the nftables table from /etc (a fixed path): restart when either changes.
+        restartTriggers = [ configFile ] ++ optional hostFirewall nftTable;
       };
+    })
+
+    (lib.mkIf (cfg.coturn.enable && hostFirewall) {
+      # Its own table only (`inet alisay_coturn`), loaded and deleted by the unit. A ruleset
+      # reloaded with `flush ruleset` (networking.nftables.flushRuleset, the default with
+      # networking.nftables.enable) removes it until alisay-coturn restarts; see docs/deploy.md.
+      environment.etc.${lib.removePrefix "/etc/" nftPath}.source = nftTable;
     })
 
     (lib.mkIf cfg.nginx.enable {

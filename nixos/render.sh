@@ -5,7 +5,8 @@
 #   bash nixos/render.sh CONFIG OUT [UNIT...]
 #
 # Writes OUT/share/alisay/: exactly what `alisay render` writes on any host (nginx/alisay.conf,
-# coturn/turnserver.conf, systemd/alisay.service, systemd/alisay-coturn.service), and copies
+# coturn/turnserver.conf, systemd/alisay.service, systemd/alisay-coturn.service,
+# nftables/alisay-coturn.nft), and copies
 # each named UNIT from there to OUT/lib/systemd/system/, where NixOS' `systemd.packages`
 # looks for units. Fails (and so fails nixos-rebuild) if the config cannot be rendered or a
 # named unit was not rendered.

@@ -4,7 +4,7 @@
 # `alisay render` on the result. Pure Nix (builtins only, no nixpkgs `lib`) so that CI can
 # evaluate it with a bare `nix-instantiate`.
 #
-# Returns `{ settings; conflicts; configPath; }`: `conflicts` lists the owned keys (dotted,
+# Returns `{ settings; conflicts; configPath; nftPath; }`: `conflicts` lists the owned keys (dotted,
 # e.g. "turn.secret_file") that the administrator set anyway; module.nix turns a non-empty
 # list into an assertion failure instead of silently overriding them.
 {
@@ -14,6 +14,8 @@
   binary
 , # Absolute path of coturn's `turnserver`: "${coturn}/bin/turnserver".
   turnserver
+, # Absolute path of `nft`: "${pkgs.nftables}/bin/nft" (loads coturn's table, turn.host_firewall).
+  nft
 , # `services.alisay.turnSecretFile`: a path outside the store, or null (no TURN).
   turnSecretFile
 }:
@@ -22,17 +24,22 @@ let
   # `--config`. Not the YAML's store path: the file names its own location in
   # `paths.config`, and a file cannot contain its own store hash.
   configPath = "/etc/alisay/alisay.yaml";
+  # Where module.nix installs the rendered nftables/alisay-coturn.nft (environment.etc), which
+  # alisay-coturn.service loads at every start. Not a store path, for the same reason.
+  nftPath = "/etc/alisay/alisay-coturn.nft";
 
   # Keys the module owns, as attribute paths. The rendered units read `paths.*` (ExecStart=,
   # --config) and load `turn.secret_file` with LoadCredential=.
   owned = {
-    paths = { inherit binary turnserver; config = configPath; };
+    paths = { inherit binary turnserver nft; config = configPath; coturn_nft = nftPath; };
     turn = { secret_file = turnSecretFile; };
   };
   ownedPaths = [
     [ "paths" "binary" ]
     [ "paths" "turnserver" ]
     [ "paths" "config" ]
+    [ "paths" "nft" ]
+    [ "paths" "coturn_nft" ]
     [ "turn" "secret_file" ]
   ];
 
@@ -53,7 +60,7 @@ let
       rhs;
 in
 {
-  inherit configPath;
+  inherit configPath nftPath;
   settings = update settings owned;
   conflicts = map (builtins.concatStringsSep ".")
     (builtins.filter (path: hasPath path settings) ownedPaths);

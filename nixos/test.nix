@@ -125,7 +125,7 @@ pkgs.testers.runNixOSTest {
     networking.firewall.allowedTCPPorts = [ 80 ];
 
     networking.hosts."127.0.0.1" = [ "call.test" ];
-    environment.systemPackages = [ pkgs.coturn pkgs.curl ];
+    environment.systemPackages = [ pkgs.coturn pkgs.curl pkgs.nftables ];
   };
 
   nodes.client = { nodes, ... }: {
@@ -225,6 +225,18 @@ pkgs.testers.runNixOSTest {
                   f" -e {peer} -r 3480 ${serverIP} 2>&1"
               )
               assert "403" in out and "401" not in out, f"{peer}: {out}"
+
+      with subtest("alisay-coturn loads its nftables table at start and deletes it at stop"):
+          server.succeed("cmp /etc/alisay/alisay-coturn.nft ${rendered}/share/alisay/nftables/alisay-coturn.nft")
+          out = server.succeed("nft list table inet alisay_coturn")
+          assert 'socket cgroupv2 level 2 "system.slice/alisay-coturn.service"' in out, out
+          server.succeed("grep -qx '0::/system.slice/alisay-coturn.service' /proc/$(systemctl show -P MainPID alisay-coturn.service)/cgroup")
+          server.succeed("systemctl stop alisay-coturn.service")
+          server.fail("nft list table inet alisay_coturn")
+          server.succeed("systemctl start alisay-coturn.service")
+          server.wait_for_unit("alisay-coturn.service")
+          server.succeed("nft list table inet alisay_coturn")
+          server.wait_for_open_port(3478)
 
       with subtest("alisay probe, the operator's post-deploy check, passes from another machine"):
           # /healthz, the /ws upgrade and its refusals, security headers, a real join in a

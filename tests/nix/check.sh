@@ -121,6 +121,7 @@ echo "rustc >= $declared"
 # Store-like paths the module would pass (the renderer accepts only [A-Za-z0-9._+@/-]).
 binary=/nix/store/0123456789abcdfghijklmnpqrsvwxyz-alisay-0.1.0/bin/alisay
 turnserver=/nix/store/0123456789abcdfghijklmnpqrsvwxyz-coturn-4.6.3/bin/turnserver
+nft=/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nftables-1.1.1/bin/nft
 evaluate() { # evaluate FILE OUT [nix-instantiate args...]: JSON of a .nix file, then YAML
   local file=$1 out=$2
   shift 2
@@ -129,7 +130,7 @@ evaluate() { # evaluate FILE OUT [nix-instantiate args...]: JSON of a .nix file,
 }
 
 step "The example host's settings pass alisay check (as module.nix builds them)"
-evaluate tests/nix/example.nix "$tmp/alisay.yaml" --argstr binary "$binary" --argstr turnserver "$turnserver"
+evaluate tests/nix/example.nix "$tmp/alisay.yaml" --argstr binary "$binary" --argstr turnserver "$turnserver" --argstr nft "$nft"
 "$alisay" check --config "$tmp/alisay.yaml" >"$tmp/checked.yaml" 2>"$tmp/check.err" ||
   fail "alisay check refused the example settings: $(cat "$tmp/check.err")"
 grep -qx 'public_origin: https://call.example.org' "$tmp/checked.yaml" || fail "check output lacks the example's public_origin"
@@ -155,6 +156,13 @@ grep -qx "LoadCredential=turn-secret:/etc/alisay/turn-secret" "$unit" || fail "a
 grep -qx "ExecStart=$turnserver -c /run/alisay-coturn/turnserver.conf" "$cunit" || fail "alisay-coturn.service does not run the module's turnserver"
 grep -qx "ExecStartPre=$binary coturn-config --config %d/alisay.yaml --out /run/alisay-coturn/turnserver.conf" "$cunit" ||
   fail "alisay-coturn.service does not write its runtime config with the module's binary"
+# coturn's host firewall: the module's nft loads the table module.nix installs in /etc.
+grep -qx "ExecStartPre=+$nft -f /etc/alisay/alisay-coturn.nft" "$cunit" ||
+  fail "alisay-coturn.service does not load its nftables table with the module's nft from /etc/alisay/alisay-coturn.nft"
+grep -qx "ExecStopPost=-+$nft delete table inet alisay_coturn" "$cunit" ||
+  fail "alisay-coturn.service does not delete its nftables table when it stops"
+grep -q '^table inet alisay_coturn {$' "$tmp/rendered/share/alisay/nftables/alisay-coturn.nft" ||
+  fail "render.sh wrote no nftables table for environment.etc"
 grep -q 'server_name call.example.org;' "$tmp/rendered/share/alisay/nginx/alisay.conf" || fail "the site is not for call.example.org"
 # Only the units it is asked for: the module leaves alisay-coturn out unless coturn.enable.
 PATH="$(dirname "$alisay"):$PATH" bash nixos/render.sh "$tmp/alisay.yaml" "$tmp/rendered-one" alisay.service ||
@@ -180,12 +188,12 @@ grep -q 'No issues found' "$tmp/gixy.out" || {
 echo "no issues"
 
 step "nixos/defaults.nix repeats alisay's defaults"
-evaluate tests/nix/example.nix "$tmp/bare.yaml" --argstr binary "$binary" --argstr turnserver "$turnserver" --arg typedDefaults false
+evaluate tests/nix/example.nix "$tmp/bare.yaml" --argstr binary "$binary" --argstr turnserver "$turnserver" --argstr nft "$nft" --arg typedDefaults false
 "$alisay" check --config "$tmp/bare.yaml" >"$tmp/bare-checked.yaml" || fail "alisay check refused the example without typed defaults"
 diff -u "$tmp/bare-checked.yaml" "$tmp/checked.yaml" ||
   fail "nixos/defaults.nix changes the effective config (diff above): make it match src/config/schema.rs"
-evaluate tests/nix/minimal.nix "$tmp/minimal.yaml" --argstr binary "$binary" --argstr turnserver "$turnserver"
-evaluate tests/nix/minimal.nix "$tmp/minimal-bare.yaml" --argstr binary "$binary" --argstr turnserver "$turnserver" --arg typedDefaults false
+evaluate tests/nix/minimal.nix "$tmp/minimal.yaml" --argstr binary "$binary" --argstr turnserver "$turnserver" --argstr nft "$nft"
+evaluate tests/nix/minimal.nix "$tmp/minimal-bare.yaml" --argstr binary "$binary" --argstr turnserver "$turnserver" --argstr nft "$nft" --arg typedDefaults false
 "$alisay" check --config "$tmp/minimal.yaml" >"$tmp/minimal-checked.yaml" || fail "alisay check refused the minimal settings"
 "$alisay" check --config "$tmp/minimal-bare.yaml" >"$tmp/minimal-bare-checked.yaml" || fail "alisay check refused the bare minimal settings"
 diff -u "$tmp/minimal-bare-checked.yaml" "$tmp/minimal-checked.yaml" ||

@@ -17,6 +17,7 @@ let
     };
     binary = "/nix/store/00000000000000000000000000000000-alisay/bin/alisay";
     turnserver = "/nix/store/00000000000000000000000000000000-coturn/bin/turnserver";
+    nft = "/nix/store/00000000000000000000000000000000-nftables/bin/nft";
     turnSecretFile = "/run/secrets/alisay-turn";
   };
 in

@@ -2,7 +2,8 @@
 # (no nixpkgs, no NixOS module system). tests/nix/check.sh runs
 #
 #   nix-instantiate --eval --strict --json tests/nix/example.nix \
-#     --argstr binary /nix/store/...-alisay/bin/alisay --argstr turnserver /nix/store/.../turnserver
+#     --argstr binary /nix/store/...-alisay/bin/alisay --argstr turnserver /nix/store/.../turnserver \
+#     --argstr nft /nix/store/...-nftables/bin/nft
 #
 # and feeds the JSON (through remarshal, as pkgs.formats.yaml does) to `alisay check` and
 # nixos/render.sh.
@@ -15,9 +16,11 @@
 # of option types, mkDefault/mkForce priorities or the computed ACME defaults of
 # nginx.tls_cert/tls_key (the example sets those explicitly).
 {
-  # What the module passes as "${cfg.package}/bin/alisay" and "${coturn}/bin/turnserver".
+  # What the module passes as "${cfg.package}/bin/alisay", "${coturn}/bin/turnserver" and
+  # "${pkgs.nftables}/bin/nft".
   binary
 , turnserver
+, nft
 , # false: leave out nixos/defaults.nix (to prove those defaults are alisay's own).
   typedDefaults ? true
 }:
@@ -38,6 +41,6 @@ let
     else host.settings;
 in
 (import ../../nixos/settings.nix {
-  inherit settings binary turnserver;
+  inherit settings binary turnserver nft;
   inherit (host) turnSecretFile;
 }).settings

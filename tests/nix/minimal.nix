@@ -2,7 +2,7 @@
 # without nixos/defaults.nix under them. tests/nix/check.sh compares `alisay check` of both:
 # with nothing set by the administrator, every default the module declares is in play, so
 # any default that differs from alisay's own shows up in the diff.
-{ binary, turnserver, typedDefaults ? true }:
+{ binary, turnserver, nft, typedDefaults ? true }:
 let
   own = {
     mode = "development";
@@ -11,6 +11,6 @@ let
 in
 (import ../../nixos/settings.nix {
   settings = (if typedDefaults then import ../../nixos/defaults.nix else { }) // own;
-  inherit binary turnserver;
+  inherit binary turnserver nft;
   turnSecretFile = null;
 }).settings
