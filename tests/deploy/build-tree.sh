@@ -8,18 +8,36 @@
 #   openssh-server (Ansible connects over real SSH, spawned by nsenter), ca-certificates;
 # - curl (the test's own checks inside the container);
 # - nginx INSTALLED: the test plays a shared host that already serves another site;
-# - coturn only DOWNLOADED into apt's cache: the container has no network, so the role's
-#   apt task installs it from there (a real install, with the package's own scripts).
+# - coturn and nftables only DOWNLOADED into apt's cache: the container has no network, so the
+#   role's apt task installs them from there (a real install, with the packages' own scripts).
+#
+# Version 3 added nftables; a version-2 tree is upgraded in place (the download only) rather
+# than built again.
 #
 # Usage: tests/deploy/build-tree.sh TREE [MIRROR]
 set -euo pipefail
 
 TREE=${1:?usage: build-tree.sh TREE [MIRROR]}
 MIRROR=${2:-http://deb.debian.org/debian}
-STAMP="$TREE/.alisay-test-tree-v2"
+STAMP="$TREE/.alisay-test-tree-v3"
+# What the role installs offline from the tree's apt cache.
+DOWNLOAD_ONLY=(coturn nftables)
 
 if [[ -f $STAMP ]]; then
     echo "build-tree: reusing $TREE"
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+if [[ -f $TREE/.alisay-test-tree-v2 ]]; then
+    echo "build-tree: upgrading $TREE to v3 (downloading ${DOWNLOAD_ONLY[*]} into its apt cache)"
+    # Fresh lists, then every download-only package again: the cache must hold the versions
+    # the (offline) container's apt will ask for.
+    chroot "$TREE" apt-get -q update
+    chroot "$TREE" apt-get -q install -y --download-only "${DOWNLOAD_ONLY[@]}"
+    ls "$TREE"/var/cache/apt/archives/coturn_*.deb "$TREE"/var/cache/apt/archives/nftables_*.deb >/dev/null
+    rm -f "$TREE/.alisay-test-tree-v2"
+    touch "$STAMP"
     exit 0
 fi
 
@@ -54,11 +72,10 @@ mount -t proc proc "$WORK/proc"
 printf '#!/bin/sh\nexit 101\n' >"$WORK/usr/sbin/policy-rc.d"
 chmod 0755 "$WORK/usr/sbin/policy-rc.d"
 
-export DEBIAN_FRONTEND=noninteractive
 chroot "$WORK" apt-get -q update
 chroot "$WORK" apt-get -q install -y --no-install-recommends curl nginx
-chroot "$WORK" apt-get -q install -y --download-only coturn
-ls "$WORK"/var/cache/apt/archives/coturn_*.deb >/dev/null
+chroot "$WORK" apt-get -q install -y --download-only "${DOWNLOAD_ONLY[@]}"
+ls "$WORK"/var/cache/apt/archives/coturn_*.deb "$WORK"/var/cache/apt/archives/nftables_*.deb >/dev/null
 
 # Root logs in with the test key that run.sh bind-mounts onto authorized_keys.
 install -d -m 0700 "$WORK/root/.ssh"
@@ -74,7 +91,7 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\talisay-test\n::1\tlocalhost ip6-localho
 cleanup
 trap - EXIT
 rm -f "$WORK/.debootstrap-done"
-touch "$WORK/.alisay-test-tree-v2"
+touch "$WORK/.alisay-test-tree-v3"
 rm -rf "$TREE"
 mv "$WORK" "$TREE"
 echo "build-tree: built $TREE ($(du -sh "$TREE" | cut -f1))"

@@ -7,9 +7,12 @@
 # serving other sites, another service running), applies ansible/site.yml over real SSH,
 # applies it again (must report changed=0), proves the other tenants and the distribution's
 # nginx and coturn were left alone, runs `alisay probe` and a two-browser call against the
-# deployed site from inside the host's network, then applies three broken configs (each must
-# fail the play without changing anything live) and a vaulted TURN secret (must restart both
-# services, stay out of the output, and be accepted by TURN).
+# deployed site from inside the host's network, proves coturn's nftables table (loaded by its
+# unit, scoped to coturn's cgroup) drops a relay to a service on the host's own address while a
+# relay between two allocations still works and another tenant's nftables table stays as it
+# was, then applies three broken configs (each must fail the play without changing anything
+# live) and a vaulted TURN secret (must restart both services, stay out of the output, and be
+# accepted by TURN).
 #
 # Run from the repository root, as root, after `cargo build --release`:
 #   tests/deploy/run.sh
@@ -43,6 +46,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
 command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v nft >/dev/null || need_apt+=(nftables)
 command -v certutil >/dev/null || need_apt+=(libnss3-tools)
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 command -v node >/dev/null || fail "node (>= 20) is missing: the browser call uses tests/e2e's playwright-core"
@@ -116,8 +120,12 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serve
 openssl x509 -req -in "$WORK/localhost.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" \
     -CAcreateserial -days 2 -extfile "$WORK/ext.cnf" -out "$WORK/localhost.crt" 2>/dev/null
 
-say "booting the host (systemd-nspawn, private network)"
-systemd-nspawn -b -D "$TREE" --volatile=overlay --register=no --keep-unit --console=passive \
+say "booting the host (systemd-nspawn, private network, unified cgroup hierarchy)"
+# A current Debian host runs the unified cgroup hierarchy (cgroup v2 at /sys/fs/cgroup), where
+# nft finds alisay-coturn's cgroup by its path. Where this machine's init is not systemd, nspawn
+# would give the container the legacy hybrid layout (cgroup v2 at /sys/fs/cgroup/unified), in
+# which no such path exists: ask for the unified one, as on a real host.
+SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -b -D "$TREE" --volatile=overlay --register=no --keep-unit --console=passive \
     --private-network --machine=alisay-test \
     --bind-ro="$WORK/id_ed25519.pub:/root/.ssh/authorized_keys" \
     --bind-ro="$WORK/ca.crt:/usr/local/share/ca-certificates/alisay-deploy-test-ca.crt" \
@@ -194,8 +202,23 @@ EOF
     systemctl reload nginx.service
 '
 
+# Another tenant's nftables rules (its own table, with a counter on its service's port). This
+# machine's nft loads it into the host's network namespace: the host itself has no nft until
+# the role installs nftables. The role and alisay-coturn must never touch it (not even a
+# `flush ruleset`).
+nsenter -t "$LEADER" -n nft -f - <<'EOF'
+table inet tenant_firewall {
+    chain input {
+        type filter hook input priority filter; policy accept;
+        tcp dport 9090 counter accept comment "another tenant's rule"
+    }
+}
+EOF
+
 # Everything the role must leave untouched, as one text to compare before and after.
 tenant_state() {
+    # The tenant's table without its counters (-s), which the requests below move.
+    echo "tenant nftables $(nsenter -t "$LEADER" -n nft -s list table inet tenant_firewall | sha256sum | cut -c1-16)"
     in_host sh -eu -c '
         cd /etc/nginx
         sha256sum nginx.conf sites-available/unrelated.conf sites-available/default
@@ -350,12 +373,107 @@ ALISAY_DEPLOY_ORIGIN=https://localhost:8443 ALISAY_DEPLOY_CA="$WORK/ca.crt" \
     timeout --kill-after=10 180 nsenter -t "$LEADER" -n node tests/deploy/browser-call.mjs ||
     fail "the browser call through the deployed stack failed"
 
+# --- coturn's nftables table -------------------------------------------------------------
+# vars.yml lists the host's own address 192.0.2.10 in turn.allowed_peer_ips (two browsers'
+# relays talk to each other there), so coturn ALONE relays to any service on that address:
+# only the unit's nftables table stands between TURN users and the host's other services.
+say "coturn's nftables table: loaded by its unit, scoped to its cgroup, dropping relays to the host's services"
+in_host nft list table inet alisay_coturn >"$WORK/nft-table.txt" ||
+    fail "the table inet alisay_coturn is not loaded after the apply"
+cat "$WORK/nft-table.txt"
+grep -qF 'socket cgroupv2 level 2 "system.slice/alisay-coturn.service" fib daddr type local jump coturn_to_host' \
+    "$WORK/nft-table.txt" || fail "the table does not match coturn's cgroup"
+grep -qF 'udp dport 49160-49200 accept' "$WORK/nft-table.txt" || fail "the table does not let the relay range through"
+coturn_pid=$(in_host systemctl show -P MainPID alisay-coturn.service)
+in_host grep -qx '0::/system.slice/alisay-coturn.service' "/proc/$coturn_pid/cgroup" ||
+    fail "coturn (PID $coturn_pid) is not in the cgroup the table names: $(in_host cat "/proc/$coturn_pid/cgroup")"
+nft_enabled=$(in_host systemctl is-enabled nftables.service 2>&1 || true)
+[[ $nft_enabled == disabled ]] || fail "nftables.service is '$nft_enabled': the role must leave it as Debian ships it"
+echo "coturn's cgroup matches; nftables.service $nft_enabled (as shipped); the tenant's table is beside it"
+
+# Another tenant's service on the host's own (non-loopback) address, on a port outside the
+# relay range: a UDP echo in its own transient unit (not in coturn's cgroup).
+in_host systemd-run --quiet --unit=tenant-udp-echo /usr/bin/turnutils_peer -L 192.0.2.10 -p 9999
+# 0 when a datagram from a process outside coturn comes back from the echo service.
+host_udp_echoes() {
+    in_host python3 - <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+for _ in range(20):
+    s.sendto(b"ping", ("192.0.2.10", 9999))
+    try:
+        if s.recvfrom(64)[0] == b"ping":
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)
+PY
+}
+host_udp_echoes || fail "the tenant's UDP echo service on 192.0.2.10:9999 does not answer"
+# "<sent> <received>" of turnutils_uclient relaying through the deployed coturn (port 3578)
+# with TURN REST credentials made from the host's secret file as alisay makes them (the secret
+# is read from the file, never an argument); "$@": the peer (-e ADDR -r PORT, or -y for a
+# second allocation, i.e. the relay port range).
+relay_totals() {
+    in_host bash -c '
+        read -r user cred < <(python3 -c "
+import base64, hashlib, hmac, time
+secret = open(\"/etc/alisay/turn-secret\", \"rb\").read().strip()
+user = \"%d:deploy-nft\" % (time.time() + 600)
+print(user, base64.b64encode(hmac.new(secret, user.encode(), hashlib.sha1).digest()).decode())
+")
+        timeout 20 turnutils_uclient -n 3 -m 1 -c -X -p 3578 -u "$user" -w "$cred" "$@" 127.0.0.1 2>&1 || true
+    ' relay "$@" | sed -n 's/.*tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\1 \2/p' | tail -n 1
+}
+nft_dropped() {
+    in_host nft list chain inet alisay_coturn coturn_to_host | sed -n 's/.*counter packets \([0-9]*\) .*/\1/p'
+}
+drops_before=$(nft_dropped)
+to_service=$(relay_totals -e 192.0.2.10 -r 9999)
+drops_after=$(nft_dropped)
+[[ $to_service == "3 0" ]] || fail "relay to the host's service 192.0.2.10:9999: sent/received '$to_service', want '3 0'"
+((drops_after > drops_before)) || fail "the table's drop counter did not move ($drops_before -> $drops_after)"
+between=$(relay_totals -y)
+[[ $between == "6 6" ]] || fail "relay between two allocations (the relay port range): '$between', want '6 6'"
+host_udp_echoes || fail "the table blocked a process outside coturn's cgroup"
+echo "relay to 192.0.2.10:9999 echoed ${to_service#* }/${to_service% *} (the table's drop counter: +$((drops_after - drops_before)));" \
+    "between two allocations ${between#* }/${between% *}; other processes still reach the service"
+
+# The negative control: without the table, the same coturn relays to the service.
+in_host nft delete table inet alisay_coturn
+without=$(relay_totals -e 192.0.2.10 -r 9999)
+[[ $without == "3 3" ]] || fail "without the table, relay to the host's service gave '$without', want '3 3' (is the test still testing the table?)"
+echo "without the table (deleted by hand): the relay reached the service, ${without#* }/${without% *} echoed"
+
+# A restart loads the table again, for the new cgroup (ExecStopPost's delete of the missing
+# table is not a failure); the relay is dropped again, counted by the fresh table.
+in_host systemctl restart alisay-coturn.service
+[[ $(in_host systemctl is-active alisay-coturn.service) == active ]] || fail "alisay-coturn did not restart"
+[[ $(in_host systemctl show -P MainPID alisay-coturn.service) != "$coturn_pid" ]] || fail "alisay-coturn did not restart"
+after_restart=$(relay_totals -e 192.0.2.10 -r 9999)
+[[ $after_restart == "3 0" ]] || fail "after a restart, relay to the host's service gave '$after_restart', want '3 0'"
+drops_restart=$(nft_dropped)
+((drops_restart > 0)) || fail "the reloaded table dropped nothing"
+echo "after a restart (new cgroup): the table is back, relay to the service 0/3 (drop counter $drops_restart)"
+
+# A stopped coturn takes its table with it; a start brings it back. The tenant's table stays.
+in_host systemctl stop alisay-coturn.service
+if in_host nft list table inet alisay_coturn >/dev/null 2>&1; then fail "the table outlived a stopped coturn"; fi
+in_host systemctl start alisay-coturn.service
+in_host nft list table inet alisay_coturn >/dev/null || fail "starting coturn did not load the table"
+in_host systemctl stop tenant-udp-echo.service
+tenant_state >"$WORK/tenants.after-nft"
+diff -u "$WORK/tenants.before" "$WORK/tenants.after-nft" ||
+    fail "coturn's table came and went, but another tenant's state changed"
+echo "stop removes the table, start loads it; the tenant's nftables table and services unchanged"
+
 # --- Broken configs fail the play and change nothing live ------------------------------------
 live_state() {
     in_host sh -eu -c '
         sha256sum /usr/local/bin/alisay /etc/alisay/alisay.yaml /etc/alisay/turn-secret \
             /etc/nginx/sites-available/alisay.conf /etc/systemd/system/alisay.service \
-            /etc/systemd/system/alisay-coturn.service
+            /etc/systemd/system/alisay-coturn.service /etc/alisay/alisay-coturn.nft
         ls /etc/nginx/sites-available /etc/nginx/sites-enabled
         for u in nginx alisay alisay-coturn; do echo "$u $(systemctl show -P MainPID $u.service)"; done
     '
@@ -431,4 +549,6 @@ diff -u "$WORK/distro-coturn.before" "$WORK/distro-coturn.end" ||
 say "summary"
 printf 'first apply:  %6ss  changed=%s\n' "$FIRST_TIME" "$FIRST_CHANGED"
 printf 'second apply: %6ss  changed=%s\n' "$SECOND_TIME" "$SECOND_CHANGED"
+printf 'coturn relay to a host service: %s/3 echoed without the table, %s/3 with it (drop counter +%s, and %s after a restart)\n' \
+    "${without#* }" "${to_service#* }" "$((drops_after - drops_before))" "$drops_restart"
 echo "deploy test passed"

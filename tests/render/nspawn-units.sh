@@ -23,9 +23,11 @@ trap cleanup EXIT
 
 if [ ! -x "$tree/usr/bin/turnserver" ]; then
   mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,coturn,iproute2,ca-certificates \
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,coturn,nftables,iproute2,ca-certificates \
     bookworm "$tree" "${mirror:-http://deb.debian.org/debian}"
 fi
+# The coturn unit loads its nftables table with nft (turn.host_firewall); older trees lack it.
+[ -x "$tree/usr/sbin/nft" ] || chroot "$tree" apt-get install -y -q nftables
 
 # The host's files: config, secret (root 0600), a TURN certificate and key (key 0600).
 etc=$work/etc-alisay
@@ -57,8 +59,12 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$etc/tls/privkey.pem" -out "$etc/tls/fullchain.pem" 2>/dev/null
 chmod 600 "$etc/tls/privkey.pem"
 "$root/target/debug/alisay" render --config "$etc/alisay.yaml" --out "$work/rendered" >/dev/null
+# Installed where paths.coturn_nft says (the default), inside the bound /etc/alisay.
+install -m 0644 "$work/rendered/nftables/alisay-coturn.nft" "$etc/alisay-coturn.nft"
 
-systemd-nspawn -b -D "$tree" --volatile=overlay --register=no --keep-unit --console=passive \
+# The unified cgroup hierarchy, as on a current host: nft finds coturn's cgroup by its path
+# under /sys/fs/cgroup (this machine's init is not systemd, so nspawn would pick hybrid).
+SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -b -D "$tree" --volatile=overlay --register=no --keep-unit --console=passive \
   --private-network \
   --bind-ro="$root/target/debug/alisay:/usr/local/bin/alisay" \
   --bind-ro="$etc:/etc/alisay" \
@@ -81,6 +87,7 @@ inside ip link set lo up
 inside systemctl start alisay.service alisay-coturn.service
 sleep 1
 inside systemctl is-active alisay.service alisay-coturn.service
+inside nft list table inet alisay_coturn | grep -F 'socket cgroupv2'
 # TURN through the hardened coturn (allocation with issued-style credentials, denied ranges,
 # 401s) and the HTTP surface of the hardened server, from inside the container.
 inside alisay probe http://127.0.0.1:8787 --no-join --turn-secret-file /etc/alisay/turn-secret \
