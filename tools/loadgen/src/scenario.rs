@@ -214,13 +214,15 @@ async fn setup_pairs(ctx: &Ctx, pairs: u64, errors: &Arc<Errors>) -> Vec<(Ws, Ws
     out
 }
 
-/// Tears pairs down outside the measured window.
+/// Tears pairs down outside the measured window. Both sides leave: after the first one's
+/// `hangup` the other stays admitted in its room (it only hears `peer-left`), so waiting for
+/// the server to close it would wait out the whole drain timeout.
 async fn teardown(pairs: Vec<(Ws, Ws, Who)>, protocol: Protocol) {
     let mut set = JoinSet::new();
     for (mut a, mut b, _) in pairs {
         set.spawn(async move {
             let _ = client::leave(&mut a, protocol).await;
-            let _ = client::drain(&mut b).await;
+            let _ = client::leave(&mut b, protocol).await;
         });
     }
     let _ = timeout(Duration::from_secs(30), async {
