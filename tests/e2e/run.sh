@@ -21,7 +21,7 @@ if [ "${ALISAY_E2E_IN_NETNS:-}" != 1 ]; then
   command -v turnserver >/dev/null || fail "no turnserver (apt-get install coturn)"
   node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
   [ "$node_major" -ge 20 ] || fail "needs Node.js >= 20 (playwright-core requires it; found $(node --version 2>/dev/null || echo none))"
-  if [ ! -d "$here/node_modules/playwright-core" ]; then
+  if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/ws" ]; then
     npm ci --prefix "$here" --no-audit --no-fund
   fi
   rm -rf "$here/out"

@@ -690,7 +690,7 @@ scenario(
     await waitState(A, "idle");
     const table = await A.page.evaluate(async (list) => {
       const { messages } = await import("/js/messages.js");
-      const extra = ["replaced", "idle", "unreachable", "media-denied", "media-not-found", "media-busy", "media-error", "insecure", "relay-unavailable", "relay-preflight-failed", "invalid-link", "http-403", "http-429", "http-503"];
+      const extra = ["replaced", "idle", "unreachable", "media-denied", "media-not-found", "media-busy", "media-error", "insecure", "relay-unavailable", "relay-preflight-failed", "invalid-link", "unverified", "http-403", "http-429", "http-503"];
       return [...list, ...extra].map((code) => ({ code, own: messages.hasError(code), text: messages.error(code) }));
     }, codes.filter((c) => c !== "not-ready"));
     for (const { code, own, text } of table) {
