@@ -6,7 +6,7 @@
 # interleaved within each round so they see the same machine load. Then the report (medians and
 # spread, goals checked against figures of this same run) is written to docs/performance.md.
 #
-#   bash tools/compare/compare.sh               # full run (about 30 minutes)
+#   bash tools/compare/compare.sh               # full run (about 20 minutes once built)
 #   RUNS=1 QUICK=1 bash tools/compare/compare.sh   # a trial (smaller counts; not for the docs)
 #   SERVERS="alisay raw" bash tools/compare/compare.sh   # a subset
 #   COMPARE_NOTE="what this tree is" bash tools/compare/compare.sh   # a line for the report
@@ -45,6 +45,9 @@ cargo build --release --locked --manifest-path tools/loadgen/Cargo.toml --target
 alisay=$root/target/release/alisay
 loadgen=$loadgen_target/release/loadgen
 rawrelay=$loadgen_target/release/rawrelay
+# The micro-benchmarks are built now, on both CPUs: built later under `taskset -c 1`, the
+# bench profile's link of the whole crate took minutes on one CPU.
+cargo bench --locked --bench hot_paths --no-run
 
 say "Installing the peers from npm (tools/compare/node_modules)"
 (cd tools/compare && npm ci --no-audit --no-fund --loglevel=error)

@@ -50,6 +50,9 @@ impl Ctx {
     }
 }
 
+/// How early a precise sender wakes before its scheduled time (tokio's timer resolution).
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("valid bounds")
 }
@@ -335,12 +338,19 @@ pub async fn relay(ctx: &Ctx, pairs: u64, size: Size, messages: u64, window: u64
 /// direction, for `duration`. Each message is stamped with its *scheduled* send time, so a
 /// stall of the generator or the server shows up as latency instead of hiding (coordinated
 /// omission). The first second is not recorded (warm-up).
+///
+/// tokio's timer has a resolution of 1 ms and rounds up, so a message woken by it alone goes
+/// out up to 1 ms after its stamp, which would be counted as latency (raising a sub-150 µs p99
+/// over 1 ms). With `precise`, each sender sleeps until 1 ms before its time and then yields
+/// in a loop until the time itself: exact send times for the cost of spinning the generator's
+/// CPU, which suits the one-pair latency scenario and not a loaded one.
 pub async fn fixed_rate(
     ctx: &Ctx,
     pairs: u64,
     size: Size,
     rate: f64,
     duration: Duration,
+    precise: bool,
 ) -> RunResult {
     let errors = Arc::new(Errors::default());
     let set_up = setup_pairs(ctx, pairs, &errors).await;
@@ -369,8 +379,16 @@ pub async fn fixed_rate(
                     if !sending && got >= sent {
                         return Ok(());
                     }
+                    let wake_at = if precise {
+                        next_at.checked_sub(TIMER_SLACK).unwrap_or(next_at)
+                    } else {
+                        next_at
+                    };
                     tokio::select! {
-                        () = sleep_until(next_at), if sending => {
+                        () = sleep_until(wake_at), if sending => {
+                            while precise && Instant::now() < next_at {
+                                tokio::task::yield_now().await;
+                            }
                             // The stamp is the scheduled time, not the actual one.
                             let ts = now_ns().saturating_sub(next_at.elapsed().as_nanos() as u64);
                             if sent % 2 == 0 {
