@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tracing::{debug, info};
+use tracing::debug;
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response as Reply;
 
@@ -616,7 +616,9 @@ impl FrameCtx<'_> {
             });
             if *self.joined {
                 sb.set_joined(self.peer);
-                info!(
+                // debug, not info: a line per join was a write(2) per join on stderr, about
+                // a tenth of a join's server CPU (docs/performance.md).
+                debug!(
                     peer = self.peer,
                     ip_family = if self.ip.is_ipv4() { "v4" } else { "v6" },
                     "joined a room"
@@ -681,16 +683,23 @@ async fn close_socket(io: &mut Io, decoder: &mut Decoder, code: u16) {
     // Let the client answer the close so its `onclose` sees our code; bounded.
     let _ = timeout(CLOSE_LINGER, async {
         // Until the client's close frame; anything undecodable ends the wait too.
+        let mut echoed = false;
         poll_fn(|cx| {
             poll_discard(io, cx, |bytes| {
                 let seen = decoder.feed(bytes, LINGER_FRAME_MAX, |f| match f {
                     Frame::Close(_) => ControlFlow::Break(()),
                     _ => ControlFlow::Continue(()),
                 });
+                echoed = matches!(seen, Ok(ControlFlow::Break(())));
                 matches!(seen, Ok(ControlFlow::Continue(())))
             })
         })
         .await;
+        // The handshake is complete and every byte the client sent has been read: dropping
+        // the socket sends a FIN (the server closes the TCP connection first, RFC 6455 §7.1.1).
+        if echoed {
+            return;
+        }
         // A refused frame ends the stream with its bytes unread, and closing a TCP socket
         // with unread input sends a reset, upon which the client's kernel may discard our
         // error and close frames before they are read. So: FIN, then discard input until the
