@@ -20,7 +20,7 @@ import { after, before, test } from "node:test";
 
 import { seriousViolations } from "./lib/a11y.js";
 import { Caller, launchBrowser } from "./lib/browser.js";
-import { assertFramesGrowing, assertNoTokenOnTheWire, assertRelayed, framesDecoded, joinByInvite, snapshot, startAsNewUser, waitState } from "./lib/call.js";
+import { assertFramesGrowing, assertNoTokenOnTheWire, assertRelayed, describePages, framesDecoded, joinByInvite, startAsNewUser, waitState } from "./lib/call.js";
 import { Deployment, E2E_DIR, OUT_DIR, pollUntil, redact, sleep } from "./lib/harness.js";
 import { MitmProxy } from "./lib/mitm.js";
 
@@ -97,17 +97,8 @@ function scenario(name, fn, { timeout = 90_000 } = {}) {
       await fn();
       for (const c of callers) assertNoTokenOnTheWire(c);
     } catch (e) {
-      const pages = [];
-      for (const c of callers) {
-        await c.dumpDiagnostics("failure");
-        try {
-          const s = await snapshot(c);
-          pages.push(`  ${c.label}: state=${s.state} error=${s.errorCode} pc=${s.pc}; last signaling: ${s.trace.join(" | ")}`);
-        } catch (e2) {
-          pages.push(`  ${c.label}: unavailable (${e2.message.split("\n")[0]})`);
-        }
-      }
-      e.message = `${e.message}\n-- pages:\n${pages.join("\n")}\n-- proxy: sent=${JSON.stringify(proxy.sent)} delivered=${JSON.stringify(proxy.delivered)}\n-- end of out/${path.basename(dep.alisayLog)}:\n${tail(dep.alisayLog)}`;
+      const pages = await describePages(callers);
+      e.message = `${e.message}\n-- pages:\n${pages}\n-- proxy: sent=${JSON.stringify(proxy.sent)} delivered=${JSON.stringify(proxy.delivered)}\n-- end of out/${path.basename(dep.alisayLog)}:\n${tail(dep.alisayLog)}`;
       throw e;
     } finally {
       for (const c of callers) {

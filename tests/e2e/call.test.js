@@ -19,6 +19,7 @@ import {
   assertRelayed,
   callStats,
   copyInviteDisabled,
+  describePages,
   framesDecoded,
   inviteLink,
   joinByInvite,
@@ -92,18 +93,9 @@ function scenario(name, fn, { timeout = 90_000, server = () => dep } = {}) {
       if (wire.errors.length) throw wire.errors[0];
       assert.ok(wire.framesWithRoomId > 0, "the wire check saw the join frames");
     } catch (e) {
-      const pages = [];
-      for (const c of callers) {
-        await c.dumpDiagnostics("failure");
-        try {
-          const s = await snapshot(c);
-          pages.push(`  ${c.label}: state=${s.state} error=${s.errorCode} pc=${s.pc}; last signaling: ${s.trace.join(" | ")}`);
-        } catch (e2) {
-          pages.push(`  ${c.label}: unavailable (${e2.message.split("\n")[0]})`);
-        }
-      }
+      const pages = await describePages(callers);
       const log = server().alisayLog;
-      e.message = `${e.message}\n-- pages:\n${pages.join("\n")}\n-- end of out/${path.basename(log)}:\n${tail(log)}\n-- logs: tests/e2e/out/`;
+      e.message = `${e.message}\n-- pages:\n${pages}\n-- end of out/${path.basename(log)}:\n${tail(log)}\n-- logs: tests/e2e/out/`;
       throw e;
     } finally {
       logMark(`scenario ends: ${name}`, server());

@@ -19,10 +19,10 @@ import {
   assertRelayed,
   callStats,
   copyInviteDisabled,
+  describePages,
   inviteLink,
   joinByInvite,
   parseInvite,
-  snapshot,
   startAsNewUser,
   stateOf,
   waitRemoteVideo,
@@ -119,17 +119,8 @@ function scenario(name, fn, { timeout = 90_000, joins = true, server = () => dep
       }
       if (joins) assert.ok(frames > 0, "the wire check saw the join frames");
     } catch (e) {
-      const pages = [];
-      for (const c of callers) {
-        await c.dumpDiagnostics("failure");
-        try {
-          const s = await snapshot(c);
-          pages.push(`  ${c.label}: state=${s.state} status=${JSON.stringify(s.status)} error=${s.errorCode} pc=${s.pc}; last signaling: ${s.trace.join(" | ")}`);
-        } catch (e2) {
-          pages.push(`  ${c.label}: unavailable (${e2.message.split("\n")[0]})`);
-        }
-      }
-      e.message = `${e.message}\n-- pages:\n${pages.join("\n")}\n-- logs: tests/e2e/out/`;
+      const pages = await describePages(callers);
+      e.message = `${e.message}\n-- pages:\n${pages}\n-- logs: tests/e2e/out/`;
       throw e;
     } finally {
       logMark(`scenario ends: ${name}`, server());

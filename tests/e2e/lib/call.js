@@ -34,6 +34,24 @@ function describe(s) {
   return `state=${s.state} (alisay.state=${s.alisayState}) status=${JSON.stringify(s.status)} error=${s.errorCode} ${JSON.stringify(s.errorText)} pc=${s.pc}\n    last signaling: ${s.trace.join(" | ")}`;
 }
 
+/**
+ * For a failure message: each caller's diagnostics dumped to out/ ("failure") and one line per
+ * page (state, status, error code, peer connection, last signaling), joined by newlines.
+ */
+export async function describePages(callers) {
+  const pages = [];
+  for (const c of callers) {
+    await c.dumpDiagnostics("failure");
+    try {
+      const s = await snapshot(c);
+      pages.push(`  ${c.label}: state=${s.state} status=${JSON.stringify(s.status)} error=${s.errorCode} pc=${s.pc}; last signaling: ${s.trace.join(" | ")}`);
+    } catch (e2) {
+      pages.push(`  ${c.label}: unavailable (${e2.message.split("\n")[0]})`);
+    }
+  }
+  return pages.join("\n");
+}
+
 /** Current `#status[data-state]`. */
 export async function stateOf(c) {
   return c.page.evaluate(() => document.querySelector("#status")?.dataset.state ?? null);

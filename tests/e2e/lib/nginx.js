@@ -12,7 +12,7 @@ import path from "node:path";
 import { test } from "node:test";
 
 import { Caller } from "./browser.js";
-import { assertNoTokenOnTheWire, snapshot } from "./call.js";
+import { assertNoTokenOnTheWire, describePages } from "./call.js";
 import { ALISAY_BIN, Deployment, OUT_DIR, Proc, alisayEnv, pollUntil, redact, tcpOpen } from "./harness.js";
 
 /** Debian's nginx; `ALISAY_E2E_NGINX` overrides. */
@@ -347,18 +347,9 @@ export class Scenarios {
         if (this.wire.errors.length) throw this.wire.errors[0];
         assert.ok(this.wire.framesWithRoomId > 0, "the wire check saw the join frames");
       } catch (e) {
-        const pages = [];
-        for (const c of this.callers) {
-          await c.dumpDiagnostics("failure");
-          try {
-            const s = await snapshot(c);
-            pages.push(`  ${c.label}: state=${s.state} error=${s.errorCode} pc=${s.pc}; last signaling: ${s.trace.join(" | ")}`);
-          } catch (e2) {
-            pages.push(`  ${c.label}: unavailable (${e2.message.split("\n")[0]})`);
-          }
-        }
+        const pages = await describePages(this.callers);
         const d = this.dep;
-        e.message = `${e.message}\n-- pages:\n${pages.join("\n")}\n-- end of out/${path.basename(d.alisayLog)}:\n${tail(d.alisayLog, 15)}\n-- end of out/${path.basename(d.errorLog)}:\n${tail(d.errorLog, 8)}\n-- logs: tests/e2e/out/`;
+        e.message = `${e.message}\n-- pages:\n${pages}\n-- end of out/${path.basename(d.alisayLog)}:\n${tail(d.alisayLog, 15)}\n-- end of out/${path.basename(d.errorLog)}:\n${tail(d.errorLog, 8)}\n-- logs: tests/e2e/out/`;
         throw e;
       } finally {
         this.mark(`scenario ends: ${name}`);
