@@ -51,6 +51,9 @@ cargo build --release --locked
 phase "Rust tests (unit, integration, render, coturn probes)"
 cargo test --locked --no-fail-fast
 
+phase "Load smoke: 2,000 idle sockets, relayed pairs, churn and a clean SIGTERM (tools/loadgen)"
+SERVER_BIN="$PWD/target/release/alisay" bash tests/load_smoke.sh
+
 phase "NixOS package and module (parse, format, deadnix, example settings through alisay check/render)"
 bash tests/nix/check.sh
 
