@@ -320,21 +320,24 @@ async fn thousands_of_idle_sockets_cost_little_and_are_all_closed() {
         times.len()
     );
     assert!(
-        per_socket < 64.0,
+        per_socket < 8.0,
         "{per_socket:.1} KiB per idle socket (peak {} KiB, baseline {rss_base} KiB)",
         waves[0].rss_peak
     );
     // glibc's malloc keeps freed heap pages mapped (RSS stays near the first peak after the
-    // sockets close); the second wave must reuse them instead of adding to them.
+    // sockets close); the second wave must reuse them instead of adding to them. Sessions that
+    // were never freed would add all of `grew` again; allocator fragmentation and the
+    // bystander's buffers add a few hundred KiB (measured 680 KiB of 6,380 in a CI run), which
+    // a tenth of a 2 KiB-per-socket wave no longer covers.
     let grew = waves[0].rss_peak.saturating_sub(rss_base);
     assert!(
-        waves[1].rss_peak <= waves[0].rss_peak + grew / 10,
+        waves[1].rss_peak <= waves[0].rss_peak + grew / 4,
         "the second wave grew the peak from {} to {} KiB: memory is not reused",
         waves[0].rss_peak,
         waves[1].rss_peak
     );
     assert!(
-        waves[1].rss_after <= waves[0].rss_peak + grew / 10,
+        waves[1].rss_after <= waves[0].rss_peak + grew / 4,
         "RSS after two waves {} KiB, first peak {} KiB",
         waves[1].rss_after,
         waves[0].rss_peak
