@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use alisay::config::{Config, peers::DEFAULT_DENIED_PEER_RANGES};
 use alisay::render::{self, OUTPUTS, RenderError, TEMPLATES};
 
+#[path = "hostile/support.rs"]
+mod hostile_support;
 #[path = "render/support.rs"]
 mod support;
 use support::{Proc, require};
@@ -585,7 +587,7 @@ fn nginx_accepts_every_rendered_site_beside_another_site() {
         } else {
             config.nginx.server_name.clone()
         };
-        let (_, cert, key) = test_ca_and_leaf(&dir, &[&host]);
+        let (_, cert, key) = hostile_support::test_ca_and_leaf(&dir, &[&host]);
         config.nginx.tls_cert = Some(cert);
         config.nginx.tls_key = Some(key);
         config.nginx.access_log = dir.join("logs/alisay.access.log");
@@ -869,76 +871,6 @@ fn wait_tcp(addr: &str, what: &str, log: &Path) {
     );
 }
 
-/// A test CA and a leaf for `names` (plus IP 127.0.0.1) signed by it: `(ca, cert, key)`.
-fn test_ca_and_leaf(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
-    let openssl = require("openssl");
-    let p = |f: &str| dir.join(f).to_str().unwrap().to_owned();
-    let ok = |args: &[&str]| {
-        let o = run(&openssl, args);
-        assert!(o.status.success(), "openssl {args:?}: {}", text(&o.stderr));
-    };
-    ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=alisay test CA",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]);
-    ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        &format!("/CN={}", names[0]),
-        "-keyout",
-        &p("leaf.key"),
-        "-out",
-        &p("leaf.csr"),
-    ]);
-    let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
-    fs::write(
-        dir.join("leaf.ext"),
-        format!("subjectAltName={},IP:127.0.0.1\n", san.join(",")),
-    )
-    .unwrap();
-    ok(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("leaf.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &p("leaf.ext"),
-        "-out",
-        &p("leaf.pem"),
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("leaf.pem"),
-        dir.join("leaf.key"),
-    )
-}
-
 /// `curl` with the test CA; returns stdout (the `-w` format's output, or the body).
 fn curl(ca: &Path, args: &[&str]) -> String {
     let mut all = vec!["-sS", "--max-time", "10", "--cacert", ca.to_str().unwrap()];
@@ -957,7 +889,8 @@ fn stack_in_namespace() {
         fs::create_dir_all(dir.join(sub)).unwrap();
     }
     fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o700)).unwrap();
-    let (ca, cert, key) = test_ca_and_leaf(dir, &["call.example.org", "turn.example.org"]);
+    let (ca, cert, key) =
+        hostile_support::test_ca_and_leaf(dir, &["call.example.org", "turn.example.org"]);
     let secret = format!("stack-canary-{:016x}", rand::random::<u64>());
     let secret_path = secret_file(dir, &secret);
     let fixture_path = fixture("production.yaml");

@@ -1,6 +1,6 @@
-//! Helpers shared by `tests/hostile.rs` and `tests/privacy.rs`: installed programs, a test CA,
-//! the rendered nginx site (`alisay render`) in front of a running `alisay serve`, and raw
-//! requests over TLS to it.
+//! Helpers shared by `tests/hostile.rs`, `tests/privacy.rs`, `tests/resource_bounds.rs` and (the
+//! test CA) `tests/render.rs`: installed programs, a test CA, the rendered nginx site (`alisay
+//! render`) in front of a running `alisay serve`, and raw requests over TLS to it.
 //!
 //! A missing program (nginx, openssl, ...) fails the test that needs it: nothing here skips.
 
@@ -73,7 +73,7 @@ pub fn test_ca_and_leaf(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, PathBu
             "-days",
             "2",
             "-subj",
-            "/CN=alisay hostile test CA",
+            "/CN=alisay test CA",
             "-keyout",
             &p("ca.key"),
             "-out",
