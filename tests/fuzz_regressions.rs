@@ -38,17 +38,23 @@ const ALMOST_FOREVER: &str = "18446744073709551614s";
 /// Thirty years, the horizon the hub falls back to when `now + ttl` overflows.
 const THIRTY_YEARS: u64 = 30 * 365 * 86_400;
 
-/// Loads `yaml` with no `ALISAY_*` variable in the environment.
-fn load(yaml: &str) -> Config {
-    let mut config = None;
+/// `Config::load_str(yaml)` with no `ALISAY_*` variable in the environment, and how long it took.
+fn try_load(yaml: &str) -> (Result<Config, LoadError>, Duration) {
+    let started = Instant::now();
+    let mut result = None;
     // figment's signature: its error type is large, and only ever `Ok` here.
     #[allow(clippy::result_large_err)]
     figment::Jail::expect_with(|jail| {
         jail.clear_env();
-        config = Some(Config::load_str(yaml).expect("the config is valid"));
+        result = Some(Config::load_str(yaml));
         Ok(())
     });
-    config.expect("loaded")
+    (result.expect("loaded"), started.elapsed())
+}
+
+/// Loads `yaml` with no `ALISAY_*` variable in the environment.
+fn load(yaml: &str) -> Config {
+    try_load(yaml).0.expect("the config is valid")
 }
 
 fn unbounded_ttls_yaml() -> String {
@@ -209,16 +215,8 @@ async fn server_starts_and_logs_with_a_spaced_log_level() {
 #[test]
 fn thousands_of_problems_are_reported_in_linear_time() {
     let yaml: String = (0..8000).map(|i| format!("k{i}: 1\n")).collect();
-    let started = Instant::now();
-    let mut result = None;
-    #[allow(clippy::result_large_err)]
-    figment::Jail::expect_with(|jail| {
-        jail.clear_env();
-        result = Some(Config::load_str(&yaml));
-        Ok(())
-    });
-    let elapsed = started.elapsed();
-    let Some(Err(LoadError::Parse(problems))) = result else {
+    let (result, elapsed) = try_load(&yaml);
+    let Err(LoadError::Parse(problems)) = result else {
         panic!("unknown keys are refused");
     };
     assert_eq!(problems.0.len(), 8000, "every unknown key is reported");
@@ -229,16 +227,8 @@ fn thousands_of_problems_are_reported_in_linear_time() {
 
 /// Loads `yaml` (in a jail without `ALISAY_*`) and returns the single whole-file problem.
 fn refused_whole(yaml: &str) -> (String, Duration) {
-    let started = Instant::now();
-    let mut result = None;
-    #[allow(clippy::result_large_err)]
-    figment::Jail::expect_with(|jail| {
-        jail.clear_env();
-        result = Some(Config::load_str(yaml));
-        Ok(())
-    });
-    let elapsed = started.elapsed();
-    let Some(Err(LoadError::Parse(problems))) = result else {
+    let (result, elapsed) = try_load(yaml);
+    let Err(LoadError::Parse(problems)) = result else {
         panic!("refused");
     };
     assert_eq!(problems.0.len(), 1, "{problems}");
@@ -260,14 +250,7 @@ fn deep_flow_nesting_is_refused_before_parsing() {
     }
     // 64 levels are still parsed (and refused for what they are, not for their depth).
     let yaml = format!("turn: {{urls: {}{}}}", "[".repeat(63), "]".repeat(63));
-    let mut result = None;
-    #[allow(clippy::result_large_err)]
-    figment::Jail::expect_with(|jail| {
-        jail.clear_env();
-        result = Some(Config::load_str(&yaml));
-        Ok(())
-    });
-    let Some(Err(err)) = result else {
+    let Err(err) = try_load(&yaml).0 else {
         panic!("a list of lists is not a list of urls")
     };
     assert!(err.to_string().contains("turn.urls"), "{err}");
