@@ -451,7 +451,13 @@ echo "without the table (deleted by hand): the relay reached the service, ${with
 in_host systemctl restart alisay-coturn.service
 [[ $(in_host systemctl is-active alisay-coturn.service) == active ]] || fail "alisay-coturn did not restart"
 [[ $(in_host systemctl show -P MainPID alisay-coturn.service) != "$coturn_pid" ]] || fail "alisay-coturn did not restart"
-after_restart=$(relay_totals -e 192.0.2.10 -r 9999)
+# `active` means coturn's process started, not that it listens yet: until it does, the client
+# gets no allocation and prints no totals (empty), so retry that case only (bounded).
+for _ in $(seq 1 20); do
+    after_restart=$(relay_totals -e 192.0.2.10 -r 9999)
+    [[ -z $after_restart ]] || break
+    sleep 0.5
+done
 [[ $after_restart == "3 0" ]] || fail "after a restart, relay to the host's service gave '$after_restart', want '3 0'"
 drops_restart=$(nft_dropped)
 ((drops_restart > 0)) || fail "the reloaded table dropped nothing"
