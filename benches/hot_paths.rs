@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use alisay::config::{Config, Rate};
 use alisay::http::frame::{Decoder, Frame, OutFrame};
+use alisay::room::RoomId;
 use alisay::signaling::hub::{Event, Hub, HubConfig};
 use alisay::signaling::protocol::{ClientMsg, IceCandidate, ServerMsg, parse_client};
 use alisay::turn::{self, TurnSecret};
@@ -184,7 +185,7 @@ fn hub() -> Hub {
 
 fn join(room: &str) -> ClientMsg {
     ClientMsg::Join {
-        room_id: room.to_owned(),
+        room_id: RoomId::parse(room).expect("a room id"),
         resume: None,
     }
 }

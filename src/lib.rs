@@ -7,12 +7,15 @@
 //!
 //! # Layout
 //! - [`config`]: the YAML schema, loading (figment) and validation.
-//! - [`signaling`]: protocol types (`protocol`), the I/O-free room logic (`hub`), token buckets.
+//! - [`signaling`]: protocol types (`protocol`), close codes and their names (`close`), the
+//!   I/O-free room logic (`hub`, admission in `hub::admission`), token buckets.
 //! - [`turn`]: TURN REST ephemeral credentials and the secret file.
-//! - [`http`]: warp filters: static client, `/healthz`, `POST /rooms`, `/ws`, `/turn-credentials`.
+//! - [`http`]: warp filters: static client, `/healthz`, `POST /rooms`, `/turn-credentials`, and
+//!   `/ws` with its socket runtime (`http::ws`: upgrade, session, switchboard, timers, closing;
+//!   framing in `http::frame`).
 //! - [`server`]: binds, runs and gracefully shuts down the whole service.
 //! - [`render`]: the Nginx site, coturn config and systemd units.
-//! - [`room`]: room tokens, invite links and room ids.
+//! - [`room`]: room tokens, invite links and [`room::RoomId`], the room id parsed once.
 //! - [`probe`]: `alisay probe`, the post-deploy check of a running site (with a STUN/TURN client).
 //! - [`cli`]: the `alisay` command line.
 

@@ -108,7 +108,7 @@ fn registers_and_joins(mut hub: Hub, unix: u64) {
         1,
         Event::Message(
             ClientMsg::Join {
-                room_id: id.clone(),
+                room_id: alisay::room::RoomId::parse(&id).unwrap(),
                 resume: None,
             },
             ip,

@@ -83,7 +83,7 @@ fn runs_with(config: &Config) {
     let room = "ab".repeat(32);
     let _ = hub.register_room(&room, ip, now);
     let join = ClientMsg::Join {
-        room_id: room,
+        room_id: alisay::room::RoomId::parse(&room).expect("a room id"),
         resume: None,
     };
     let _ = hub.handle(1, Event::Message(join, ip), now);

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use alisay::config::Rate;
 use alisay::signaling::hub::{Action, Event, Hub, HubConfig, Output, PeerId};
-use alisay::signaling::protocol::{ByeReason, ClientMsg, IceCandidate, ServerMsg, close};
+use alisay::room::RoomId;
+use alisay::signaling::close::CloseCode;
+use alisay::signaling::protocol::{ByeReason, ClientMsg, IceCandidate, ServerMsg};
 use alisay::turn::TurnSecret;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -259,7 +261,7 @@ impl Harness {
                 });
                 let Some(p) = self.pick(who) else { return };
                 let msg = ClientMsg::Join {
-                    room_id: room_id(room),
+                    room_id: RoomId::parse(&room_id(room)).expect("a room id"),
                     resume,
                 };
                 self.send(p, msg, ip_of(ip), Some(room));
@@ -349,7 +351,7 @@ impl Harness {
             let msg = match action {
                 Action::Close(code) => {
                     closed.push(to);
-                    if code == close::NORMAL {
+                    if code == CloseCode::Normal {
                         assert!(matches!(sent, Some((p, ClientMsg::Hangup {})) if p == to));
                     }
                     continue;

@@ -105,7 +105,7 @@ fn check(text: &str, max_sdp: usize) -> Result<ClientMsg, ErrorCode> {
 fn within_limits(msg: &ClientMsg, max_sdp: usize) {
     match msg {
         ClientMsg::Join { room_id, resume } => {
-            assert!(protocol::is_room_id(room_id));
+            assert!(alisay::room::is_room_id(&room_id.to_hex()));
             assert!(resume.as_deref().is_none_or(protocol::is_session_id));
         }
         ClientMsg::Offer { sdp, auth } | ClientMsg::Answer { sdp, auth } => {

@@ -15,6 +15,8 @@
  *   a server error code, `replaced`, `idle`, `unreachable` or `http-<status>`.
  */
 
+import {CLOSE_CODES} from './codes.js';
+
 /**
  * A message to the server, as protocol.md names it.
  * @typedef {{type: string, [key: string]: unknown}} OutMessage
@@ -35,17 +37,19 @@
  * Close codes that end the session without a retry, by the error code they
  * stand for.
  */
-const FATAL_CLOSE = new Map([
-  [4000, 'invalid-message'],
-  [4001, 'join-timeout'],
-  [4003, 'room-not-allowed'],
-  [4004, 'room-full'],
-  [4008, 'rate-limited'],
-  [4009, 'message-too-big'],
-  [4010, 'replaced'],
-  [4011, 'idle'],
-  [4013, 'server-busy'],
-]);
+const FATAL_CLOSE = new Map(
+    [
+      'invalid-message',
+      'join-timeout',
+      'room-not-allowed',
+      'room-full',
+      'rate-limited',
+      'message-too-big',
+      'replaced',
+      'idle',
+      'server-busy',
+    ].map((name) => [CLOSE_CODES[name], name]),
+);
 
 /** Backoff: 0.5 s doubling to 8 s, with jitter. */
 const BACKOFF_BASE_MS = 500;
@@ -132,7 +136,7 @@ export class Signaling extends EventTarget {
     if (this.closed) return;
     if (hangup && this.open) this.send({type: 'hangup'});
     this.closed = true;
-    this.dropSocket(1000);
+    this.dropSocket(CLOSE_CODES.bye);
     clearTimeout(this.retryTimer);
   }
 
@@ -226,15 +230,15 @@ export class Signaling extends EventTarget {
       this.fail(fatal);
       return;
     }
-    this.scheduleRetry(
-        this.byeReason === 'restart' || ev.code === 1012 ? 'restart' : 'lost',
-    );
+    const restart =
+      this.byeReason === 'restart' || ev.code === CLOSE_CODES.restart;
+    this.scheduleRetry(restart ? 'restart' : 'lost');
   }
 
   /** @private Drops a socket that looks dead and retries. */
   lost() {
     if (this.closed) return;
-    this.dropSocket(1000);
+    this.dropSocket(CLOSE_CODES.bye);
     this.scheduleRetry('lost');
   }
 
@@ -326,7 +330,7 @@ export class Signaling extends EventTarget {
    */
   fail(code) {
     this.closed = true;
-    this.dropSocket(1000);
+    this.dropSocket(CLOSE_CODES.bye);
     clearTimeout(this.retryTimer);
     this.emit('failed', {code});
   }

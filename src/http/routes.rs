@@ -18,8 +18,8 @@ use warp::reply::Response as Reply;
 use super::assets::{self, json as json_reply, plain};
 use super::client_ip::client_ip;
 use super::{App, PeerAddr, ws};
+use crate::room::is_room_id;
 use crate::signaling::hub::Registration;
-use crate::signaling::protocol::is_room_id;
 
 /// Every route of the service, with rejections recovered and security headers added.
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {

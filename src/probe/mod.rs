@@ -275,7 +275,7 @@ fn read_room_id(path: &Path) -> Result<String, UsageError> {
     }
     let text = text.trim();
     let token = text.rsplit_once('#').map_or(text, |(_, t)| t);
-    if crate::signaling::protocol::is_room_id(token) {
+    if crate::room::is_room_id(token) {
         Ok(token.to_owned())
     } else if crate::room::is_token(token) {
         Ok(crate::room::room_id(token))

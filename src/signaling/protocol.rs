@@ -9,8 +9,10 @@ use std::fmt;
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::close::CloseCode;
+use crate::room::RoomId;
 use crate::turn::IceServer;
 
 /// Largest `candidate.candidate` string, in bytes.
@@ -31,7 +33,7 @@ pub enum ClientMsg {
     /// First message: enter room `roomId`; `resume` takes back an earlier `sessionId`'s slot.
     #[serde(rename_all = "camelCase")]
     Join {
-        room_id: String,
+        room_id: RoomId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
     },
@@ -150,9 +152,9 @@ pub enum ServerMsg {
     Bye { reason: ByeReason },
 }
 
-/// Error codes of `error` messages, with their close codes (`docs/protocol.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Error codes of `error` messages, with their close codes (`docs/protocol.md`). On the wire
+/// each is its close code's name ([`CloseCode::name`]); `not-ready` has no close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidMessage,
     JoinTimeout,
@@ -165,39 +167,41 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every error code.
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::InvalidMessage,
+        ErrorCode::JoinTimeout,
+        ErrorCode::RoomNotAllowed,
+        ErrorCode::RoomFull,
+        ErrorCode::NotReady,
+        ErrorCode::RateLimited,
+        ErrorCode::MessageTooBig,
+        ErrorCode::ServerBusy,
+    ];
+
     /// The WebSocket close code that follows this error, or `None` for `not-ready`, which
     /// keeps the socket open.
-    pub fn close_code(self) -> Option<u16> {
+    pub fn close_code(self) -> Option<CloseCode> {
         Some(match self {
-            ErrorCode::InvalidMessage => close::INVALID_MESSAGE,
-            ErrorCode::JoinTimeout => close::JOIN_TIMEOUT,
-            ErrorCode::RoomNotAllowed => close::ROOM_NOT_ALLOWED,
-            ErrorCode::RoomFull => close::ROOM_FULL,
+            ErrorCode::InvalidMessage => CloseCode::InvalidMessage,
+            ErrorCode::JoinTimeout => CloseCode::JoinTimeout,
+            ErrorCode::RoomNotAllowed => CloseCode::RoomNotAllowed,
+            ErrorCode::RoomFull => CloseCode::RoomFull,
             ErrorCode::NotReady => return None,
-            ErrorCode::RateLimited => close::RATE_LIMITED,
-            ErrorCode::MessageTooBig => close::MESSAGE_TOO_BIG,
-            ErrorCode::ServerBusy => close::SERVER_BUSY,
+            ErrorCode::RateLimited => CloseCode::RateLimited,
+            ErrorCode::MessageTooBig => CloseCode::MessageTooBig,
+            ErrorCode::ServerBusy => CloseCode::ServerBusy,
         })
     }
 
-    /// The kebab-case name, as sent on the wire and used as the close reason.
+    /// The kebab-case name, as sent on the wire: the close code's name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidMessage => "invalid-message",
-            ErrorCode::JoinTimeout => "join-timeout",
-            ErrorCode::RoomNotAllowed => "room-not-allowed",
-            ErrorCode::RoomFull => "room-full",
-            ErrorCode::NotReady => "not-ready",
-            ErrorCode::RateLimited => "rate-limited",
-            ErrorCode::MessageTooBig => "message-too-big",
-            ErrorCode::ServerBusy => "server-busy",
-        }
+        self.close_code().map_or("not-ready", CloseCode::name)
     }
 }
 
-/// Why the server says `bye`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Why the server says `bye`; on the wire, the name of the close code that follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByeReason {
     /// Graceful shutdown (close 1012): reconnect with backoff and `resume`.
     Restart,
@@ -207,22 +211,49 @@ pub enum ByeReason {
     Idle,
 }
 
-/// WebSocket close codes (RFC 6455 §7.4; the 4000 range is ours, see `docs/protocol.md`).
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const RESTART: u16 = 1012;
-    pub const INVALID_MESSAGE: u16 = 4000;
-    pub const JOIN_TIMEOUT: u16 = 4001;
-    pub const LIVENESS: u16 = 4002;
-    pub const ROOM_NOT_ALLOWED: u16 = 4003;
-    pub const ROOM_FULL: u16 = 4004;
-    pub const RATE_LIMITED: u16 = 4008;
-    pub const MESSAGE_TOO_BIG: u16 = 4009;
-    pub const REPLACED: u16 = 4010;
-    pub const IDLE: u16 = 4011;
-    pub const SLOW_CONSUMER: u16 = 4012;
-    pub const SERVER_BUSY: u16 = 4013;
+impl ByeReason {
+    /// Every reason.
+    pub const ALL: [ByeReason; 3] = [ByeReason::Restart, ByeReason::Replaced, ByeReason::Idle];
+
+    /// The close code that follows this `bye`.
+    pub fn close_code(self) -> CloseCode {
+        match self {
+            ByeReason::Restart => CloseCode::Restart,
+            ByeReason::Replaced => CloseCode::Replaced,
+            ByeReason::Idle => CloseCode::Idle,
+        }
+    }
+
+    /// The name on the wire (`restart`, `replaced`, `idle`).
+    pub fn as_str(self) -> &'static str {
+        self.close_code().name()
+    }
 }
+
+/// Serializes and deserializes a name-only enum by its `as_str` (the close-code table), so that
+/// no serde rename repeats the names.
+macro_rules! by_name {
+    ($t:ty, $what:literal) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                <$t>::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == name)
+                    .ok_or_else(|| serde::de::Error::custom(concat!("unknown ", $what)))
+            }
+        }
+    };
+}
+
+by_name!(ErrorCode, "error code");
+by_name!(ByeReason, "bye reason");
 
 /// A client message that failed parsing or validation: the error code and a human message
 /// (never containing the offending bytes).
@@ -239,11 +270,6 @@ impl Rejected {
             message: message.into(),
         }
     }
-}
-
-/// Whether `s` is a room id: exactly 64 lowercase hex characters.
-pub fn is_room_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Whether `s` is a session id as the server issues them: 32 lowercase hex characters.
@@ -275,7 +301,11 @@ pub fn parse_client(text: &str, max_sdp_bytes: usize) -> Result<ClientMsg, Rejec
     }
     let msg: ClientMsg = serde_json::from_str(text).map_err(|e| {
         // serde's message names the field or variant, never echoes a value back.
+        // A bad `roomId` keeps its own message: `RoomId`'s deserializer fails with its rule.
         let what = match e.classify() {
+            serde_json::error::Category::Data if e.to_string().starts_with(RoomId::RULE) => {
+                RoomId::RULE
+            }
             serde_json::error::Category::Data => "message does not match the protocol",
             _ => "message is not valid JSON",
         };
@@ -287,19 +317,12 @@ pub fn parse_client(text: &str, max_sdp_bytes: usize) -> Result<ClientMsg, Rejec
 
 fn validate(msg: &ClientMsg, max_sdp_bytes: usize) -> Result<(), Rejected> {
     match msg {
-        ClientMsg::Join { room_id, resume } => {
-            if !is_room_id(room_id) {
-                return Err(Rejected::new(
-                    ErrorCode::InvalidMessage,
-                    "roomId must be 64 lowercase hex characters",
-                ));
-            }
-            if resume.as_deref().is_some_and(|s| !is_session_id(s)) {
-                return Err(Rejected::new(
-                    ErrorCode::InvalidMessage,
-                    "resume must be a sessionId",
-                ));
-            }
+        // The room id was parsed strictly on the way in (`RoomId`).
+        ClientMsg::Join { resume, .. } if resume.as_deref().is_some_and(|s| !is_session_id(s)) => {
+            return Err(Rejected::new(
+                ErrorCode::InvalidMessage,
+                "resume must be a sessionId",
+            ));
         }
         ClientMsg::Offer { sdp, auth } | ClientMsg::Answer { sdp, auth } => {
             if sdp.len() > max_sdp_bytes {
@@ -374,6 +397,22 @@ mod tests {
         );
         parse_client(r#"{"type":"ice","candidate":null}"#, 100).unwrap();
         parse_client(r#"{"type":"offer","sdp":"v=0","auth":"abc-_"}"#, 100).unwrap();
+    }
+
+    #[test]
+    fn a_bad_room_id_is_named_as_such() {
+        for bad in [
+            ROOM.to_uppercase(),
+            ROOM[..63].to_owned(),
+            format!("{ROOM}0"),
+        ] {
+            let r = parse_client(&format!(r#"{{"type":"join","roomId":"{bad}"}}"#), 100);
+            let r = r.unwrap_err();
+            assert_eq!(r.code, ErrorCode::InvalidMessage);
+            assert_eq!(r.message, RoomId::RULE, "no echo of the value");
+        }
+        let ok = parse_client(&format!(r#"{{"type":"join","roomId":"{ROOM}"}}"#), 100);
+        assert!(matches!(ok, Ok(ClientMsg::Join { room_id, .. }) if room_id.to_hex() == ROOM));
     }
 
     #[test]
@@ -463,15 +502,17 @@ mod tests {
             .unwrap(),
             r#"{"type":"bye","reason":"restart"}"#
         );
-        for c in [
-            ErrorCode::InvalidMessage,
-            ErrorCode::RoomFull,
-            ErrorCode::ServerBusy,
-        ] {
-            assert_eq!(
-                serde_json::to_value(c).unwrap(),
-                serde_json::Value::String(c.as_str().into())
-            );
+        for c in ErrorCode::ALL {
+            let json = serde_json::to_value(c).unwrap();
+            assert_eq!(json, serde_json::Value::String(c.as_str().into()));
+            assert_eq!(serde_json::from_value::<ErrorCode>(json).unwrap(), c);
         }
+        assert_eq!(ErrorCode::RoomFull.as_str(), "room-full");
+        assert_eq!(ErrorCode::NotReady.as_str(), "not-ready");
+        for r in ByeReason::ALL {
+            let json = serde_json::to_value(r).unwrap();
+            assert_eq!(serde_json::from_value::<ByeReason>(json).unwrap(), r);
+        }
+        assert!(serde_json::from_str::<ErrorCode>(r#""liveness""#).is_err());
     }
 }
