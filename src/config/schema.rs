@@ -384,10 +384,11 @@ impl Default for TurnConfig {
 /// mobile data): 6 per ICE gathering. At most three gatherings overlap: the relay preflight
 /// (released when it closes, but coturn may count it a moment longer), the call's connection,
 /// and an ICE restart's new generation while the old one still carries media (make-before-
-/// break). 3 x 6 = 18. The client releases every other allocation (it closes the preflight
-/// and replaced connections, and a restart that fails again replaces the connection instead
-/// of piling up generations), so retries and restarts never need more; 12, the old default,
-/// was used up by one caller's own restarts (issue 17).
+/// break). 3 x 6 = 18. The client releases every other allocation: it closes the preflight
+/// and every replaced connection, and restarts ICE in place only once per connection (a
+/// browser keeps every ICE generation's allocations until the connection closes), replacing
+/// the connection after that (`public/js/generations.js`). Retries and restarts never need
+/// more; 12, the old default, was used up by one caller's own restarts (issue 17).
 pub const DEFAULT_USER_QUOTA: u32 = 18;
 
 impl Default for NginxConfig {
