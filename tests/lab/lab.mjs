@@ -29,17 +29,13 @@ import { fileURLToPath } from "node:url";
 
 import { Caller, launchBrowser } from "../e2e/lib/browser.js";
 import { assertRelayed, callStats, describePages, joinByInvite, startAsNewUser, waitState } from "../e2e/lib/call.js";
-import { Proc, alisayEnv, pollUntil, rememberSecret, redact, sleep } from "../e2e/lib/harness.js";
+import { Proc, alisayEnv, rememberSecret, redact, sleep } from "../e2e/lib/harness.js";
 import { makeTestPki } from "../e2e/lib/tls.js";
 import { build, destroy, inNs, ns, run } from "./netns.mjs";
+import { ALISAY, OUT, ServerStack, TURN_PORT, alisay, labYaml } from "./stack.mjs";
 import { PREFIX, s2TwoHomes } from "./topology.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, "../..");
-const OUT = path.join(HERE, "out");
-const ALISAY = process.env.LAB_ALISAY_BIN || path.join(ROOT, "target/release/alisay");
-const TURN_PORT = 3478;
-const RELAY_PORTS = [49160, 49200];
 /** A UDP service of the host's own on its private address (must stay out of TURN's reach). */
 const HOST_SERVICE_PORT = 9999;
 /** How long the negative control waits for a call that must not connect. */
@@ -60,55 +56,6 @@ const metric = (name, value) => {
   results[name] = value;
   console.log(`METRIC ${name} ${typeof value === "object" ? JSON.stringify(value) : value}`);
 };
-
-/** Runs `alisay` to completion; throws with its output on failure. */
-function alisay(args, what) {
-  const r = spawnSync(ALISAY, args, { encoding: "utf8", timeout: 30_000, env: alisayEnv() });
-  if (r.error || r.status !== 0) throw new Error(`${what}: alisay ${args[0]} failed (${r.error?.message ?? `exit ${r.status}`}): ${redact(r.stderr || r.stdout)}`);
-  return r.stdout;
-}
-
-/** The lab's alisay.yaml: a production config; `labAllowances` adds the documentation ranges. */
-function yaml({ tmp, pki, secretPath, runtimeDir, labAllowances, publicIp = topo.server.public }) {
-  const s = { ...topo.server, public: publicIp };
-  return `# Written by tests/lab (network namespaces, documentation ranges only).
-mode: production
-public_origin: "https://${s.public}"
-server:
-  listen: "127.0.0.1:8787"
-  shutdown_grace: 2s
-signaling:
-  heartbeat_interval: 5s
-turn:
-  urls:
-    - "turn:${s.public}:${TURN_PORT}?transport=udp"
-    - "turn:${s.public}:${TURN_PORT}?transport=tcp"
-  secret_file: "${secretPath}"
-  credential_ttl: 10m
-  realm: "call.lab.example"
-  listening_port: ${TURN_PORT}
-  # Behind 1:1 NAT, as docs/deploy.md says: the public address, and the private one it maps to.
-  external_ip: "${s.public}"
-  relay_ips: ["${s.private}"]
-  min_port: ${RELAY_PORTS[0]}
-  max_port: ${RELAY_PORTS[1]}
-${labAllowances ? `  # The lab's "internet" is the documentation ranges, which production denies: allowed here
-  # exactly as the loopback tests allow 127.0.0.1. Never in a production render.
-  allowed_peer_ips: ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"]
-` : ""}nginx:
-  listen_address: "*"
-  tls_cert: "${pki.leafPem}"
-  tls_key: "${pki.leafKey}"
-  acme_root: null
-  rooms_rate: "60r/m"
-  access_log: "${tmp}/nginx.access.log"
-  error_log: "${tmp}/nginx.error.log"
-paths:
-  state_dir: "${tmp}"
-${runtimeDir ? `  coturn_runtime_dir: "${runtimeDir}"\n` : ""}logging:
-  level: info
-`;
-}
 
 /** TURN REST credentials for our own tools (never on a command line but the ephemeral ones). */
 function credentials(secret) {
@@ -147,30 +94,6 @@ function probe(from, secretPath, caPem) {
   const line = out.split("\n").find((l) => /^(PASS|FAIL|SKIP)\s+turn-relay-to-relay /.test(l));
   if (!line) throw new Error(`alisay probe printed no turn-relay-to-relay line (exit ${r.status}):\n${redact(out)}`);
   return { status: line.slice(0, 4), line: line.trim(), exit: r.status, ms: Date.now() - t };
-}
-
-/** A cgroup of the lab's own at the root of the cgroup2 hierarchy (see coturn-in-cgroup.sh). */
-function makeCgroup() {
-  const mountinfo = fs.readFileSync("/proc/self/mountinfo", "utf8");
-  const root = mountinfo
-    .split("\n")
-    .map((l) => l.split(" - "))
-    .find(([, post]) => post?.split(" ")[0] === "cgroup2")?.[0]
-    .split(" ")[4];
-  if (!root) throw new Error("no cgroup2 mount (the nftables table matches coturn by its cgroup v2 path)");
-  const dir = path.join(root, `${PREFIX}lab-${process.pid}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
-
-function removeCgroup(dir) {
-  for (const d of [path.join(dir, "system.slice/alisay-coturn.service"), path.join(dir, "system.slice"), dir]) {
-    try {
-      fs.rmdirSync(d);
-    } catch {
-      // not there
-    }
-  }
 }
 
 /**
@@ -296,36 +219,29 @@ async function main() {
   rememberSecret(secret);
   const secretPath = path.join(tmp, "turn-secret");
   fs.writeFileSync(secretPath, secret, { mode: 0o600 });
-  const runtimeDir = path.join(tmp, "run");
-  fs.mkdirSync(runtimeDir, { mode: 0o700 });
-  const files = {
-    lab: path.join(tmp, "alisay.yaml"),
-    labRuntime: path.join(tmp, "alisay-runtime.yaml"),
-    production: path.join(tmp, "alisay-production.yaml"),
-  };
-  fs.writeFileSync(files.lab, yaml({ tmp, pki, secretPath, labAllowances: true }));
-  fs.writeFileSync(files.labRuntime, yaml({ tmp, pki, secretPath, runtimeDir, labAllowances: true }));
+  const server = topo.server;
+  const production = path.join(tmp, "alisay-production.yaml");
   // The same host with a real-world public address (the documentation ranges are denied in
   // production, so the lab's own address needs the lab's allowances to pass alisay check).
-  fs.writeFileSync(files.production, yaml({ tmp, pki, secretPath, labAllowances: false, publicIp: PRODUCTION_PUBLIC }));
-  fs.copyFileSync(files.lab, path.join(OUT, "alisay.yaml"));
-  let cgroup = null;
+  fs.writeFileSync(production, labYaml({ tmp, pki, secretPath, server, labAllowances: false, publicIp: PRODUCTION_PUBLIC }));
+  const stack = new ServerStack({ name: "S2", server, tmp, pki, secretPath });
   const procs = [];
   const browsers = {};
   try {
     // 1. The production render admits exactly the derived private relay address.
-    const check = alisay(["check", "--config", files.production], "alisay check (production)");
+    const check = alisay(["check", "--config", production], "alisay check (production)");
     assert.match(check, /# TURN behind 1:1 NAT: peers see 81\.2\.69\.142 \(turn\.external_ip\); coturn relays from 10\.0\.0\.10/);
     assert.match(check, /# Derived allowance: allowed-peer-ip=10\.0\.0\.10 \(that exact address only/);
     const prodDir = path.join(tmp, "render-production");
-    alisay(["render", "--config", files.production, "--out", prodDir], "alisay render (production)");
+    alisay(["render", "--config", production, "--out", prodDir], "alisay render (production)");
     const prodConf = fs.readFileSync(path.join(prodDir, "coturn/turnserver.conf"), "utf8");
     const allowedIn = (conf) => conf.split("\n").filter((l) => l.startsWith("allowed-peer-ip="));
     assert.deepEqual(allowedIn(prodConf), [`allowed-peer-ip=${topo.server.private}-${topo.server.private}`], "production render: the only allowed peer is the derived private relay address");
     assert.ok(prodConf.includes(`\nexternal-ip=${PRODUCTION_PUBLIC}/${topo.server.private}\n`), prodConf);
     for (const range of ["192.0.2.", "198.51.100.", "203.0.113."]) assert.ok(!allowedIn(prodConf).some((l) => l.includes(range)), `production render allows ${range}x`);
-    const labDir = path.join(tmp, "render");
-    alisay(["render", "--config", files.lab, "--out", labDir], "alisay render (lab)");
+    stack.prepare(); // the lab's render and coturn runtime config
+    fs.copyFileSync(stack.yaml, path.join(OUT, "alisay.yaml"));
+    const labDir = stack.renderDir;
     const labConf = fs.readFileSync(path.join(labDir, "coturn/turnserver.conf"), "utf8");
     const extra = allowedIn(labConf).filter((l) => !allowedIn(prodConf).includes(l));
     assert.deepEqual(extra, ["allowed-peer-ip=192.0.2.0-192.0.2.255", "allowed-peer-ip=198.51.100.0-198.51.100.255", "allowed-peer-ip=203.0.113.0-203.0.113.255"], "the lab adds exactly the documentation ranges");
@@ -338,53 +254,23 @@ async function main() {
     fs.copyFileSync(nftFile, path.join(OUT, "alisay-coturn.nft"));
     log("production render: only the derived allowance; the lab adds only the documentation ranges");
 
-    // coturn's runtime configs: as rendered, and with the derived allowance removed.
-    const runtimeWith = path.join(runtimeDir, "turnserver.conf");
-    alisay(["coturn-config", "--config", files.labRuntime, "--out", runtimeWith], "alisay coturn-config");
-    const withText = fs.readFileSync(runtimeWith, "utf8");
+    // coturn's runtime config with the derived allowance removed (the render before issue 17).
+    const withText = fs.readFileSync(stack.coturnConf, "utf8");
     const withoutText = withText
       .replace(`\nexternal-ip=${topo.server.public}/${topo.server.private}\n`, `\nexternal-ip=${topo.server.public}\n`)
       .replace(`\nallowed-peer-ip=${topo.server.private}-${topo.server.private}\n`, "\n");
     assert.notEqual(withoutText, withText);
     assert.ok(!withoutText.includes(`allowed-peer-ip=${topo.server.private}`) && !withoutText.includes(`/${topo.server.private}`));
-    const runtimeWithout = path.join(runtimeDir, "turnserver-without.conf");
+    const runtimeWithout = path.join(stack.runtimeDir, "turnserver-without.conf");
     fs.writeFileSync(runtimeWithout, withoutText, { mode: 0o600 });
-    // Lab-only logging line: coturn logs each allocation and its end (allocations held).
-    fs.appendFileSync(runtimeWith, "\n# tests/lab: log allocations (allocations held per caller)\nverbose\n");
 
     // 2. The lab.
     build(topo);
     log(`built ${topo.name}: ${topo.nodes.map((n) => ns(n.name)).join(" ")}`);
-    cgroup = makeCgroup();
-    const siteConf = path.join(tmp, "nginx.conf");
-    fs.writeFileSync(
-      siteConf,
-      ["daemon off;", "worker_processes 1;", `pid ${tmp}/nginx.pid;`, `error_log ${OUT}/nginx.error.log notice;`, "events { worker_connections 256; }", "http {",
-        ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((k) => `  ${k}_temp_path ${tmp}/nginx-${k};`), "  access_log off;", `  include ${labDir}/nginx/alisay.conf;`, "}", ""].join("\n"),
-    );
-    const start = (name, argv, logName, env) => {
-      const p = new Proc(name, argv[0], argv[1], path.join(OUT, logName), env);
-      procs.push(p);
-      return p;
-    };
     const srv = topo.server.ns;
-    start("alisay serve", inNs(srv, ALISAY, "serve", "--config", files.lab), "alisay.log", alisayEnv());
-    const nginx = start("nginx", inNs(srv, "nginx", "-p", tmp, "-c", siteConf, "-e", `${OUT}/nginx.error.log`), "nginx.log");
-    start("host UDP service", inNs(srv, "turnutils_peer", "-L", topo.server.private, "-p", String(HOST_SERVICE_PORT)), "host-service.log");
-    const listening = (port) => run(...inNs(srv, "ss", "-Hltn", `sport = :${port}`)).stdout.trim() !== "";
-    await pollUntil("nginx and alisay to listen in the server namespace", () => {
-      if (!nginx.running) throw Object.assign(new Error("nginx exited (see tests/lab/out/nginx*.log)"), { fatal: true });
-      return listening(443) && listening(8787);
-    }, { timeoutMs: 15_000 });
-
-    const startCoturn = async (conf, label) => {
-      const p = start(`coturn (${label})`, [path.join(HERE, "coturn-in-cgroup.sh"), [cgroup, ns(srv), nftFile, conf]], `coturn-${label}.log`);
-      await pollUntil(`coturn (${label}) to listen`, () => {
-        if (!p.running) throw Object.assign(new Error(`coturn exited: see tests/lab/out/coturn-${label}.log`), { fatal: true });
-        return listening(TURN_PORT);
-      }, { timeoutMs: 15_000 });
-      return p;
-    };
+    await stack.startSite();
+    const service = new Proc("host UDP service", ...inNs(srv, "turnutils_peer", "-L", topo.server.private, "-p", String(HOST_SERVICE_PORT)), path.join(OUT, "host-service.log"));
+    procs.push(service);
 
     for (const [key, name] of Object.entries(topo.callers)) {
       browsers[key] = await launchBrowser({ executablePath: path.join(HERE, "chromium-in-netns.sh"), env: { ...process.env, HOME: pki.home, LAB_NETNS: ns(name) }, resolve: [topo.server.public] });
@@ -392,7 +278,7 @@ async function main() {
     log("browsers up in their callers' namespaces");
 
     // 3. Negative control: the render without the derived allowance.
-    let coturn = await startCoturn(runtimeWithout, "without-allowance");
+    let coturn = await stack.startCoturn(runtimeWithout, "without-allowance");
     const probeWithout = probe(topo.callers.c1, secretPath, pki.caPem);
     log(`probe without the allowance: ${probeWithout.line} (exit ${probeWithout.exit})`);
     assert.equal(probeWithout.status, "FAIL", "the probe's relay-to-relay check must fail without the derived allowance");
@@ -406,7 +292,7 @@ async function main() {
     await coturn.stop();
 
     // 4. The render as it is.
-    coturn = await startCoturn(runtimeWith, "rendered");
+    coturn = await stack.startCoturn();
     const coturnLog = coturn.logPath;
     const probeWith = probe(topo.callers.c1, secretPath, pki.caPem);
     log(`probe with the render: ${probeWith.line} (exit ${probeWith.exit}; other lines fail only on the lab's documentation-range allowances)`);
@@ -468,8 +354,8 @@ async function main() {
   } finally {
     for (const b of Object.values(browsers)) await b.close().catch(() => {});
     for (const p of procs.reverse()) await p.stop(5000).catch(() => {});
+    await stack.stop();
     destroy();
-    if (cgroup) removeCgroup(cgroup);
     pki.remove();
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -44,9 +44,18 @@ export function build(topo) {
     // Created inside namespace a with its peer directly in namespace b: never in ours.
     run("ip", ["-n", ns(l.a), "link", "add", l.aIf, "type", "veth", "peer", "name", l.bIf, "netns", ns(l.b)]);
     for (const [n, ifname, addr] of [[l.a, l.aIf, l.aAddr], [l.b, l.bIf, l.bAddr]]) {
-      run("ip", ["-n", ns(n), "addr", "add", addr, "dev", ifname]);
+      if (addr) run("ip", ["-n", ns(n), "addr", "add", addr, "dev", ifname]);
       run("ip", ["-n", ns(n), "link", "set", ifname, "up"]);
     }
+  }
+  for (const node of topo.nodes) {
+    // A LAN of several hosts: a bridge in the router, its ports the veths without address.
+    const br = node.bridge;
+    if (!br) continue;
+    run("ip", ["-n", ns(node.name), "link", "add", br.name, "type", "bridge"]);
+    run("ip", ["-n", ns(node.name), "addr", "add", br.addr, "dev", br.name]);
+    run("ip", ["-n", ns(node.name), "link", "set", br.name, "up"]);
+    for (const port of br.ports) run("ip", ["-n", ns(node.name), "link", "set", port, "master", br.name]);
   }
   for (const node of topo.nodes) {
     for (const route of node.routes ?? []) run("ip", ["-n", ns(node.name), "route", "add", ...route.split(" ")]);

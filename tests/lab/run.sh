@@ -5,7 +5,8 @@
 # themselves (nothing touches the machine's own network namespace; no route leaves the lab).
 # Issue 17's acceptance (lab.mjs says what it proves); results in tests/lab/out/.
 #
-# Usage (root):  bash tests/lab/run.sh [--docs]   (--docs: write docs/networks.md from the run)
+# Usage (root):  bash tests/lab/run.sh [--docs]   (--docs: write docs/networks.md from the run;
+# LAB_SKIP_MATRIX=1 runs issue 17's acceptance alone)
 # Needs: the alisay binary (target/release/alisay, or LAB_ALISAY_BIN), the Debian packages
 # chromium, coturn, nginx, nftables, iproute2, util-linux, openssl, libnss3-tools, and the npm
 # packages of tests/e2e (installed here with npm ci when missing).
@@ -42,8 +43,15 @@ rm -rf "$here/out"
 mkdir -p "$here/out"
 started=$(date +%s)
 set +e
+# Issue 17's acceptance (lab.mjs), then the matrix of setups x profiles x modes (matrix.mjs),
+# each in namespaces of its own, one after the other.
 timeout --kill-after=10 300 node "$here/lab.mjs"
 rc=$?
+cleanup
+if [ "$rc" = 0 ] && [ "${LAB_SKIP_MATRIX:-}" != 1 ]; then
+  timeout --kill-after=10 420 node "$here/matrix.mjs"
+  rc=$?
+fi
 set -e
 echo "METRIC lab_run_wall_s $(( $(date +%s) - started ))"
 if [ "$rc" = 0 ] && [ "${1:-}" = --docs ]; then

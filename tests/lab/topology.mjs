@@ -102,3 +102,110 @@ export function s2TwoHomes() {
     ],
   };
 }
+
+/** A home router's NAT: masquerade on its WAN (endpoint-independent mapping). */
+const MASQUERADE = `table ip lab_nat {
+  chain postrouting { type nat hook postrouting priority srcnat; oifname "wan" masquerade; }
+}`;
+
+/**
+ * The profiles of issue 13 this lab runs so far, each a router ruleset (C4, TCP 443 only, and
+ * C6, a network change, belong to the network check and recovery work of issue 13).
+ */
+export const PROFILES = {
+  C1: { what: "home NAT (masquerade, endpoint-independent mapping)", nft: MASQUERADE },
+  C2: {
+    what: "symmetric NAT (a new port per destination: masquerade random,fully-random)",
+    nft: `table ip lab_nat {
+  chain postrouting { type nat hook postrouting priority srcnat; oifname "wan" masquerade random,fully-random; }
+}`,
+  },
+  C3: {
+    what: "UDP blocked (DNS aside): only TCP leaves the network",
+    nft: `table ip lab_nat {
+  chain postrouting { type nat hook postrouting priority srcnat; oifname "wan" masquerade; }
+  chain forward { type filter hook forward priority filter; iifname != "wan" meta l4proto udp udp dport != 53 counter drop; }
+}`,
+  },
+  C5: { what: "both callers behind the same NAT (one household, one LAN)", nft: MASQUERADE },
+};
+
+/** S1's public address, on its own interface. */
+export const S1_PUBLIC = "203.0.113.20";
+
+/**
+ * Both server setups and every caller profile at once: S1 (`srv1`, its public address on its
+ * interface) and S2 (`srv2` behind `natgw`, 1:1 NAT without hairpin); a reference caller
+ * `ref` (C1) for the calls of C1, C2 and C3, and two callers of one household for C5.
+ */
+export function matrixTopology() {
+  const nodes = [
+    { name: "inet", forward: true, routes: [`${SERVER_PUBLIC}/32 via 203.0.113.2`] },
+    {
+      name: "natgw",
+      forward: true,
+      routes: ["default via 203.0.113.1"],
+      nft: `table ip lab_nat {
+  chain prerouting { type nat hook prerouting priority dstnat; iifname "wan" ip daddr ${SERVER_PUBLIC} dnat to ${SERVER_PRIVATE}; }
+  chain postrouting { type nat hook postrouting priority srcnat; oifname "wan" ip saddr ${SERVER_PRIVATE} snat to ${SERVER_PUBLIC}; }
+  chain forward { type filter hook forward priority filter; iifname "lan" ip daddr ${SERVER_PUBLIC} counter drop; }
+}`,
+    },
+    { name: "srv2", routes: ["default via 10.0.0.1"] },
+    { name: "srv1", routes: ["default via 203.0.113.17"] },
+  ];
+  const links = [
+    { a: "inet", aIf: "to-natgw", aAddr: "203.0.113.1/30", b: "natgw", bIf: "wan", bAddr: "203.0.113.2/30" },
+    { a: "natgw", aIf: "lan", aAddr: "10.0.0.1/24", b: "srv2", bIf: "eth0", bAddr: `${SERVER_PRIVATE}/24` },
+    { a: "inet", aIf: "to-srv1", aAddr: "203.0.113.17/28", b: "srv1", bIf: "eth0", bAddr: `${S1_PUBLIC}/28` },
+  ];
+  // Home routers on /30 links of 198.51.100.0/24; LAN n is 192.168.n.0/24.
+  const routers = [
+    { name: "home1", profile: "C1", hosts: ["ref"] },
+    { name: "home2", profile: "C1", hosts: ["c1"] },
+    { name: "sym", profile: "C2", hosts: ["c2"] },
+    { name: "udpb", profile: "C3", hosts: ["c3"] },
+    { name: "house", profile: "C5", hosts: ["c5a", "c5b"] },
+  ];
+  routers.forEach((r, i) => {
+    const n = i + 1;
+    const inetIp = `198.51.100.${4 * i + 1}`;
+    const lan = `192.168.${n}`;
+    const router = { name: r.name, forward: true, routes: [`default via ${inetIp}`], nft: PROFILES[r.profile].nft };
+    links.push({ a: "inet", aIf: `to-${r.name}`, aAddr: `${inetIp}/30`, b: r.name, bIf: "wan", bAddr: `198.51.100.${4 * i + 2}/30` });
+    if (r.hosts.length > 1) router.bridge = { name: "br0", addr: `${lan}.1/24`, ports: r.hosts.map((h) => `lan-${h}`) };
+    r.hosts.forEach((h, j) => {
+      nodes.push({ name: h, routes: [`default via ${lan}.1`] });
+      links.push({ a: r.name, aIf: r.hosts.length > 1 ? `lan-${h}` : "lan", aAddr: r.hosts.length > 1 ? null : `${lan}.1/24`, b: h, bIf: "eth0", bAddr: `${lan}.${10 + j}/24` });
+    });
+    nodes.push(router);
+  });
+  return {
+    name: "S1 and S2 with callers C1, C2, C3, C5",
+    servers: {
+      S1: { ns: "srv1", public: S1_PUBLIC, what: "the server's public address on its own interface" },
+      S2: { ns: "srv2", public: SERVER_PUBLIC, private: SERVER_PRIVATE, what: "a cloud VM: private address behind 1:1 NAT, no hairpin" },
+    },
+    /** Which two callers make each profile's call. */
+    pairs: { C1: ["ref", "c1"], C2: ["ref", "c2"], C3: ["ref", "c3"], C5: ["c5a", "c5b"] },
+    callers: ["ref", "c1", "c2", "c3", "c5a", "c5b"],
+    diagram: String.raw`
+   ref (C1)     c1 (C1)      c2 (C2)        c3 (C3)        c5a, c5b (C5: one LAN)
+      |            |            |              |                  |
+   home1        home2        sym            udpb             house
+   masquerade   masquerade   masquerade     masquerade,      masquerade
+                             random,        UDP dropped
+                             fully-random   (DNS aside)
+      |            |            |              |                  |
+      +------------+------------+------ inet --+------------------+
+                                       |   |
+         S1: srv1 203.0.113.20 --------+   +------ natgw: 1:1 NAT 203.0.113.10 <-> 10.0.0.10
+             (public address on its              (no hairpin)
+              interface)                                |
+                                                 S2: srv2 10.0.0.10
+ Each server: nginx (TLS, test CA), alisay serve, coturn + its nftables table, from alisay render.
+`,
+    nodes,
+    links,
+  };
+}
