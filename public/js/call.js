@@ -28,7 +28,7 @@
  * credentials and restarts ICE).
  */
 
-import {IceGenerations, MAX_ICE_GENERATIONS} from './generations.js';
+import {IceGenerations} from './generations.js';
 
 /**
  * A signaling message to the server, as protocol.md names it.
@@ -320,8 +320,9 @@ export class Call extends EventTarget {
 
   /**
    * Starts an ICE restart (perfect negotiation sends the new offer), unless
-   * this connection already holds {@link MAX_ICE_GENERATIONS}: then the owner
-   * must replace it (closing it releases its TURN allocations).
+   * this connection already holds as many ICE generations as it may
+   * (`MAX_ICE_GENERATIONS` in generations.js): then the owner must replace it
+   * (closing it releases its TURN allocations).
    * @return {boolean} whether the restart was started in place
    */
   restartIce() {
