@@ -27,8 +27,10 @@
     # renewal to pick up the new one.
     tls_cert = "/var/lib/acme/call.example.org/fullchain.pem";
     tls_key = "/var/lib/acme/call.example.org/key.pem";
-    # Behind 1:1 NAT (most cloud VMs), the public address peers must reach:
+    # Behind 1:1 NAT (most cloud VMs), the public address peers must reach and the
+    # VM's own private address it maps to (docs/deploy.md, "Behind 1:1 NAT"):
     # external_ip = "203.0.113.10";
+    # relay_ips = [ "10.0.0.10" ];
   };
 
   nginx = {

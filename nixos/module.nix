@@ -274,6 +274,7 @@ in
           turn = {
             urls = [ "turn:call.example.org:3478?transport=udp" ];
             external_ip = "203.0.113.10";
+            relay_ips = [ "10.0.0.10" ];
           };
           rooms.max_active = 50;
         }

@@ -64,6 +64,9 @@ phase "Browser end-to-end suite (Chromium, coturn, nginx, alisay in a loopback-o
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 bash tests/e2e/run.sh
 
+phase "Network lab: Relay-only calls through home NATs to a server behind 1:1 NAT (namespaces a17-*)"
+bash tests/lab/run.sh
+
 phase "Deployment: the Ansible role applied twice to a Debian host booted with systemd-nspawn"
 bash tests/deploy/run.sh
 

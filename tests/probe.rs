@@ -8,7 +8,9 @@
 //!   those lines;
 //! - a coturn whose denied ranges are written in CIDR (which coturn 4.6.1 drops) is flagged as
 //!   an open relay, line by line;
-//! - a coturn with another secret than alisay's fails the allocations (401).
+//! - a coturn with another secret than alisay's fails the allocations (401);
+//! - a coturn that may not reach its own relay address (a host behind 1:1 NAT before issue
+//!   17) fails the relay-to-relay check, the path of every Relay-only call.
 //!
 //! Each test re-runs itself inside `unshare -n` (as root, like the rest of the suite); a
 //! missing `unshare`, `turnserver` or `openssl` is a failure, never a skip.
@@ -27,6 +29,10 @@ const ALISAY: &str = env!("CARGO_BIN_EXE_alisay");
 /// (Not `ALISAY_`-prefixed: `alisay serve` reads those as config overrides.)
 const IN_NETNS: &str = "PROBE_TEST_IN_NETNS";
 const ORIGIN: &str = "http://127.0.0.1:8787";
+/// coturn's relay addresses: on a veth inside the test's namespace (see [`in_netns`]),
+/// outside every denied range, so two allocations may relay to each other.
+const RELAY_V4: &str = "100.128.0.1";
+const RELAY_V6: &str = "2a01:4f8:ffff::1";
 const TURN_URLS: [&str; 3] = [
     "turn:127.0.0.1:3478?transport=udp",
     "turn:127.0.0.1:3478?transport=tcp",
@@ -52,7 +58,10 @@ fn in_netns_with_hosts(name: &str, hosts: Option<&str>) -> bool {
     let out = Command::new("timeout")
         .args(["--kill-after=5", "120", "unshare", "-n", "-m", "--", "sh", "-c"])
         .arg(
-            r#"ip link set lo up && { [ -z "$PROBE_TEST_HOSTS" ] || mount --bind "$PROBE_TEST_HOSTS" /etc/hosts; } && exec "$0" "$@""#,
+            // A veth pair (both ends inside the namespace) gives coturn a relay address
+            // that is not loopback, as on a real host: relay-to-relay (the probe's
+            // turn-relay-to-relay, every Relay-only call) needs one coturn may reach.
+            r#"ip link set lo up && ip link add probe0 type veth peer name probe1 && ip addr add 100.128.0.1/24 dev probe0 && ip -6 addr add 2a01:4f8:ffff::1/64 dev probe0 nodad && ip link set probe1 up && ip link set probe0 up && { [ -z "$PROBE_TEST_HOSTS" ] || mount --bind "$PROBE_TEST_HOSTS" /etc/hosts; } && exec "$0" "$@""#,
         )
         .arg(&exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
@@ -246,6 +255,7 @@ impl Stack {
              \x20 secret_file: {d}/secret\n\
              \x20 realm: probe.test\n\
              \x20 listening_ips: [\"127.0.0.1\", \"::1\"]\n\
+             \x20 relay_ips: [\"{RELAY_V4}\", \"{RELAY_V6}\"]\n\
              \x20 tls_cert: {d}/leaf.pem\n\
              \x20 tls_key: {d}/leaf.key\n\
              {paths}{extra}",
@@ -508,6 +518,7 @@ fn good_stack_passes_every_check() {
         .map(str::to_owned),
     );
     want.extend(TURN_URLS.iter().map(|u| format!("turn-allocate {u}")));
+    want.push(format!("turn-relay-to-relay {}", TURN_URLS[0]));
     for ip in [
         "127.0.0.1",
         "0.0.0.0",
@@ -708,11 +719,44 @@ fn coturn_with_another_secret_fails_the_allocations() {
         .collect();
     want.insert("turn-deny".to_owned());
     want.insert("turn-deny ipv6".to_owned());
+    want.insert(format!("turn-relay-to-relay {}", TURN_URLS[0]));
     assert_eq!(names_with(&out, "FAIL"), want);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("401 Unauthorized"), "{text}");
     // alisay and the secret file agree; it is coturn that differs.
     assert!(names_with(&out, "PASS").contains("turn-secret-matches"));
+}
+
+/// A coturn that may not reach its own relay address (what a host behind 1:1 NAT had before
+/// issue 17: coturn maps its public address to the private relay address and then denies it)
+/// fails the probe on exactly the relay-to-relay line, although every allocation works: the
+/// path of every Relay-only call is broken there.
+#[test]
+fn coturn_that_cannot_reach_its_own_relays_fails_relay_to_relay() {
+    if !in_netns("coturn_that_cannot_reach_its_own_relays_fails_relay_to_relay") {
+        return;
+    }
+    let (mut stack, config, conf) = Stack::good("");
+    let conf = format!("{conf}denied-peer-ip={RELAY_V4}-{RELAY_V4}\n");
+    stack.start(&config, &conf);
+
+    let out = stack.probe(&[], None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a broken relay-to-relay path must fail the probe"
+    );
+    let name = format!("turn-relay-to-relay {}", TURN_URLS[0]);
+    assert_eq!(names_with(&out, "FAIL"), BTreeSet::from([name]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("CreatePermission for the other relayed address 100.128.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("403 Forbidden IP"), "{text}");
+    for u in TURN_URLS {
+        assert!(names_with(&out, "PASS").contains(&format!("turn-allocate {u}")));
+    }
 }
 
 #[test]
@@ -761,7 +805,8 @@ fn https_site_behind_the_rendered_nginx_passes_every_check_including_hsts() {
             "turn:127.0.0.1:3478?transport=udp",
             "turn:localhost:3478?transport=udp",
         )
-        .replace("[\"127.0.0.1\", \"::1\"]", "[\"127.0.0.1\"]");
+        .replace("[\"127.0.0.1\", \"::1\"]", "[\"127.0.0.1\"]")
+        .replace(&format!(", \"{RELAY_V6}\""), "");
     std::fs::write(&config, text).expect("rewrite alisay.yaml");
     let conf = stack.render_coturn(&config);
     assert!(!conf.contains("listening-ip=::1"));
@@ -773,7 +818,7 @@ fn https_site_behind_the_rendered_nginx_passes_every_check_including_hsts() {
     assert_no_secrets(&out);
     assert_eq!(names_with(&out, "FAIL"), BTreeSet::new());
     // HSTS applies over https; only the IPv6 deny checks are n/a (coturn has no IPv6 relay
-    // address here: it listens on 127.0.0.1 only).
+    // address here: it listens on 127.0.0.1 and relays from IPv4 only).
     assert_eq!(
         names_with(&out, "SKIP"),
         BTreeSet::from(["turn-deny ipv6".to_owned()])

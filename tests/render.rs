@@ -809,9 +809,31 @@ fn coturn_unit_loads_the_host_firewall_table() {
     ] {
         let mut nat = prod.clone();
         nat.turn.external_ip = Some(ip.parse().unwrap());
+        // The private relay address behind the NAT, in the same family.
+        let private = if ip.contains(':') {
+            "fd00::5"
+        } else {
+            "10.0.0.5"
+        };
+        nat.turn.relay_ips = vec![private.parse().unwrap()];
         let files = rendered(&nat);
         let nft = file(&files, "nftables/alisay-coturn.nft");
         assert!(nft.contains(line), "{ip}:\n{nft}");
+        // The derived private relay address: through the same chain (relay ports only).
+        let family = if ip.contains(':') { "ip6" } else { "ip" };
+        assert!(
+            nft.contains(&format!(" {family} daddr {private} jump coturn_to_host\n")),
+            "{ip}:\n{nft}"
+        );
+        let conf = file(&files, "coturn/turnserver.conf");
+        assert!(
+            conf.contains(&format!("\nexternal-ip={ip}/{private}\n")),
+            "{conf}"
+        );
+        assert!(
+            conf.contains(&format!("\nallowed-peer-ip={private}-{private}\n")),
+            "{conf}"
+        );
     }
 }
 
@@ -845,7 +867,7 @@ fn rendered_site_and_coturn_serve_a_real_deployment() {
         // only.
         "ip link set lo up \
          && ip link add alisay0 type veth peer name alisay1 \
-         && ip addr add 198.18.0.1/24 dev alisay0 \
+         && ip addr add 198.18.0.7/24 dev alisay0 \
          && ip -6 addr add 2001:db8:ff::1/64 dev alisay0 nodad \
          && ip link set alisay1 up && ip link set alisay0 up \
          && mount --bind \"$HOSTS\" /etc/hosts",
@@ -893,7 +915,22 @@ fn stack_in_namespace() {
         hostile_support::test_ca_and_leaf(dir, &["call.example.org", "turn.example.org"]);
     let secret = format!("stack-canary-{:016x}", rand::random::<u64>());
     let secret_path = secret_file(dir, &secret);
-    let fixture_path = fixture("production.yaml");
+    // The production fixture, relaying from the veth's address (198.18.0.7, in the denied
+    // benchmarking range, so allowed exactly, as a test allows 127.0.0.1): relay-to-relay
+    // between two allocations (`alisay probe`'s turn-relay-to-relay) needs a relay address
+    // coturn may reach; the probe's deny sample of that range (198.18.0.1) stays denied.
+    let fixture_path = dir.join("production.yaml");
+    let yaml = fs::read_to_string(fixture("production.yaml")).unwrap();
+    assert!(!yaml.contains("relay_ips") && !yaml.contains("allowed_peer_ips"));
+    fs::write(
+        &fixture_path,
+        yaml.replacen(
+            "\nturn:\n",
+            "\nturn:\n  relay_ips: [\"198.18.0.7\"]\n  allowed_peer_ips: [\"198.18.0.7\"]\n",
+            1,
+        ),
+    )
+    .unwrap();
 
     // Render the production fixture; only paths change (test certificates, logs, ACME root).
     let mut config = load(&fixture_path);
@@ -1001,6 +1038,7 @@ fn stack_in_namespace() {
         "join",
         "turn-secret-matches",
         "turn-allocate",
+        "turn-relay-to-relay",
         "turn-deny",
         "turn-wrong-password",
     ] {

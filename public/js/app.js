@@ -845,7 +845,7 @@ export class App {
         console.info(
             '[alisay] fresh TURN credentials: restarting ICE to use them',
         );
-        this.call.restartIce();
+        if (!this.call.restartIce()) this.newCall(this.call.polite);
       }
     }
   }
@@ -1000,8 +1000,9 @@ export class App {
   restartIce() {
     clearTimeout(this.restartTimer);
     this.restartPending = false;
+    // Out of in-place restarts (TURN allocations): a new connection (issue 17).
+    if (this.call && !this.call.restartIce()) this.newCall(this.call.polite);
     const call = this.call;
-    call?.restartIce();
     // A restart whose gathering found no relay (the TURN server was still
     // down) leaves the connection `failed` with no further event: try again.
     clearTimeout(this.restartRetryTimer);
@@ -1333,6 +1334,8 @@ export class App {
       get safetyCode() {
         return app.safetyCode;
       },
+      /** The client's own ICE restart (what a failed connection does). */
+      restartIce: () => app.restartIce(),
       get verification() {
         return app.verification;
       },

@@ -28,6 +28,8 @@
  * credentials and restarts ICE).
  */
 
+import {IceGenerations} from './generations.js';
+
 /**
  * A signaling message to the server, as protocol.md names it.
  * @typedef {{type: string, [key: string]: unknown}} OutMessage
@@ -87,6 +89,8 @@ export class Call extends EventTarget {
     this.ignoreOffer = false;
     this.isSettingRemoteAnswerPending = false;
     this.closed = false;
+    /** ICE generations (TURN allocations) this connection holds. */
+    this.generations = new IceGenerations();
     this.pc = new RTCPeerConnection({
       iceServers: opts.iceServers,
       iceTransportPolicy: opts.relayOnly ? 'relay' : 'all',
@@ -314,9 +318,17 @@ export class Call extends EventTarget {
     return 'replaced';
   }
 
-  /** Starts an ICE restart (perfect negotiation sends the new offer). */
+  /**
+   * Starts an ICE restart (perfect negotiation sends the new offer), unless
+   * this connection already holds as many ICE generations as it may
+   * (`MAX_ICE_GENERATIONS` in generations.js): then the owner must replace it
+   * (closing it releases its TURN allocations).
+   * @return {boolean} whether the restart was started in place
+   */
   restartIce() {
-    if (!this.closed) this.pc.restartIce();
+    if (this.closed || !this.generations.canRestartInPlace) return false;
+    this.pc.restartIce();
+    return true;
   }
 
   /** Closes the connection; no event follows. */
@@ -345,6 +357,7 @@ export class Call extends EventTarget {
       return;
     }
     const {type, sdp} = desc;
+    this.generations.note(sdp);
     const started = performance.now();
     const signed = this.auth.sign(type, this.polite, sdp).then((auth) => {
       this.lastSignMs = performance.now() - started;

@@ -163,12 +163,51 @@ impl Config {
              # Every key with its effective value; rooms.allowlist is shown {ids_note}.\n\
              # The TURN secret is never in the config: only the path of its file is.\n\
              # turn.denied_peer_ips adds to the built-in denied ranges (docs/config.md).\n\
-             {body}",
+             {nat}{body}",
             mode = match self.mode {
                 Mode::Production => "production",
                 Mode::Development => "development",
             },
+            nat = self.nat_summary(),
         )
+    }
+
+    /// The comment lines `alisay check` prints about TURN behind 1:1 NAT: what the render
+    /// derives from `turn.external_ip` and why (see [`peers::nat_relay`]); empty without it.
+    fn nat_summary(&self) -> String {
+        let t = &self.turn;
+        let Ok(Some(n)) = peers::nat_relay(t) else {
+            return String::new();
+        };
+        let mut out = format!(
+            "# TURN behind 1:1 NAT: peers see {ext} (turn.external_ip); coturn relays from \
+             {private} ({source}[{index}]).\n\
+             # The render maps {ext} to {private} (external-ip={ext}/{private}), so a \
+             Relay-only call between\n\
+             # two callers on this coturn works without the NAT hairpinning.\n",
+            ext = n.external,
+            private = n.private,
+            source = n.source,
+            index = n.index,
+        );
+        if n.needs_allowance {
+            out.push_str(&format!(
+                "# Derived allowance: allowed-peer-ip={private} (that exact address only, \
+                 no other private one); the\n\
+                 # coturn nftables table lets the relay reach it on ports {min}-{max} \
+                 only{firewall}.\n",
+                private = n.private,
+                min = t.min_port,
+                max = t.max_port,
+                firewall = if t.host_firewall {
+                    ""
+                } else {
+                    " (but turn.host_firewall is false: the table is not loaded, so every UDP \
+                     service on that address is reachable through the relay)"
+                },
+            ));
+        }
+        out
     }
 }
 

@@ -187,7 +187,9 @@ pub struct TurnConfig {
     pub denied_peer_ips: Vec<IpRange>,
     /// Ranges explicitly allowed (coturn `allowed-peer-ip`), e.g. the server's own relay address.
     pub allowed_peer_ips: Vec<IpRange>,
-    /// coturn `user-quota`: allocations per TURN username.
+    /// coturn `user-quota`: allocations per TURN username (one username per caller and
+    /// credential refresh). The default, 18, is what one honest caller holds at most: see
+    /// [`DEFAULT_USER_QUOTA`].
     pub user_quota: u32,
     /// coturn `total-quota`: allocations on the whole server.
     pub total_quota: u32,
@@ -368,13 +370,26 @@ impl Default for TurnConfig {
             tls_key: None,
             denied_peer_ips: Vec::new(),
             allowed_peer_ips: Vec::new(),
-            user_quota: 12,
+            user_quota: DEFAULT_USER_QUOTA,
             total_quota: 1_200,
             max_bps: 0,
             host_firewall: true,
         }
     }
 }
+
+/// Default `turn.user_quota`: the allocations one honest caller holds at once with the same
+/// credentials. A browser allocates once per TURN URL (up to 3: `turn:` UDP, `turn:` TCP,
+/// `turns:`) and per local network interface it gathers on (2 on a phone with Wi-Fi and
+/// mobile data): 6 per ICE gathering. At most three gatherings overlap: the relay preflight
+/// (released when it closes, but coturn may count it a moment longer), the call's connection,
+/// and an ICE restart's new generation while the old one still carries media (make-before-
+/// break). 3 x 6 = 18. The client releases every other allocation: it closes the preflight
+/// and every replaced connection, and restarts ICE in place only once per connection (a
+/// browser keeps every ICE generation's allocations until the connection closes), replacing
+/// the connection after that (`public/js/generations.js`). Retries and restarts never need
+/// more; 12, the old default, was used up by one caller's own restarts (issue 17).
+pub const DEFAULT_USER_QUOTA: u32 = 18;
 
 impl Default for NginxConfig {
     fn default() -> Self {

@@ -542,12 +542,18 @@ impl Config {
                 .find(|r| r.contains(ip))
                 .map(|r| format!("turn.denied_peer_ips entry `{r}`"))
         };
+        // The addresses peers relay to: external_ip (behind 1:1 NAT, where the relay address
+        // of its family is private and admitted by the render, see peers::nat_relay), and
+        // every relay address of another family, which peers see as it is.
         let mut relay_addresses: Vec<(String, IpAddr)> = Vec::new();
         if let Some(ip) = t.external_ip {
             relay_addresses.push(("turn.external_ip".to_owned(), ip));
-        } else {
-            // Without external_ip, peers see the relay addresses themselves.
-            for (i, ip) in t.relay_ips.iter().enumerate() {
+            if let Err(e) = peers::nat_relay(t) {
+                p.push("turn.external_ip", e.to_string());
+            }
+        }
+        for (i, ip) in t.relay_ips.iter().enumerate() {
+            if t.external_ip.is_none_or(|e| e.is_ipv4() != ip.is_ipv4()) {
                 relay_addresses.push((format!("turn.relay_ips[{i}]"), *ip));
             }
         }

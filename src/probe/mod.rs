@@ -21,6 +21,9 @@
 //! - `turn-secret-matches` (with `--turn-secret-file`): the issued credential is
 //!   HMAC-SHA1(secret, username), so alisay and the file agree.
 //! - `turn-allocate <url>`: each TURN URL accepts the issued credentials (UDP, TCP, TLS).
+//! - `turn-relay-to-relay <url>`: the path of a Relay-only call: two allocations of our own on
+//!   the first UDP URL (else the first), a permission for each other's relayed address, data
+//!   both ways. Fails on a server behind 1:1 NAT whose coturn cannot reach its own relays.
 //! - `turn-deny <ip>`: CreatePermission towards a sample address of every built-in denied
 //!   range (loopback, private, link-local incl. 169.254.169.254, CGNAT, ...; IPv6 ones when the
 //!   server relays IPv6) gets 403; `turn-allow-public-peer <ip>`: a public address is

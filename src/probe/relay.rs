@@ -1,7 +1,8 @@
-//! The TURN checks: the issued credentials work on every TURN URL, the relay refuses every
-//! built-in denied peer range (403) but not a public peer, and bad credentials get 401.
+//! The TURN checks: the issued credentials work on every TURN URL, two allocations relay to
+//! each other (the path of every Relay-only call), the relay refuses every built-in denied
+//! peer range (403) but not a public peer, and bad credentials get 401.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use tokio_rustls::TlsConnector;
@@ -135,6 +136,8 @@ pub(super) async fn turn_checks(
         }
     }
 
+    relay_to_relay_check(&main_url, tls, &username, &password, limit, report).await;
+
     let samples = denied_samples();
     match kept {
         None => report.fail(
@@ -191,6 +194,110 @@ pub(super) async fn turn_checks(
         )
         .await;
     }
+}
+
+/// The exact path of a Relay-only call: two allocations of our own on the same TURN server,
+/// each with a permission for the other's relayed address, send data both ways (Send and Data
+/// indications). Fails where a Relay-only call would: e.g. a server behind 1:1 NAT without
+/// hairpinning whose coturn does not map its public address to its private relay address, or
+/// refuses that private address as a peer (issue 17).
+async fn relay_to_relay_check(
+    url: &TurnUrl,
+    tls: Option<&TlsConnector>,
+    username: &str,
+    password: &str,
+    limit: Duration,
+    report: &mut Report,
+) {
+    let name = format!("turn-relay-to-relay {url}");
+    let (mut a, relayed_a) = match allocate(url, tls, username, password, limit, false).await {
+        Ok(x) => x,
+        Err(d) => return report.fail(name, format!("not tested: first allocation: {d}")),
+    };
+    let (mut b, relayed_b) = match allocate(url, tls, username, password, limit, false).await {
+        Ok(x) => x,
+        Err(d) => {
+            a.release().await;
+            return report.fail(name, format!("not tested: second allocation: {d}"));
+        }
+    };
+    let outcome = exchange(&mut a, relayed_a, &mut b, relayed_b, limit).await;
+    a.release().await;
+    b.release().await;
+    match outcome {
+        Ok(()) => report.pass(
+            name,
+            format!("data both ways between relayed addresses {relayed_a} and {relayed_b}"),
+        ),
+        Err(why) => report.fail(
+            name,
+            format!(
+                "{why}: Relay-only calls between two callers on this server fail (behind 1:1 \
+                 NAT: set turn.relay_ips to the private address and render again; \
+                 docs/deploy.md, \"Behind 1:1 NAT\")"
+            ),
+        ),
+    }
+}
+
+/// Permissions both ways, then a datagram A to B and one B to A (each sent up to three times:
+/// UDP between the relays may drop one).
+async fn exchange(
+    a: &mut Session,
+    relayed_a: SocketAddr,
+    b: &mut Session,
+    relayed_b: SocketAddr,
+    limit: Duration,
+) -> Result<(), String> {
+    for (s, peer) in [(&mut *a, relayed_b), (&mut *b, relayed_a)] {
+        match s.create_permission(peer.ip()).await {
+            Ok(Outcome::Success(())) => {}
+            Ok(Outcome::Refused(c, r)) => {
+                return Err(format!(
+                    "CreatePermission for the other relayed address {peer}: {c} {r}"
+                ));
+            }
+            Err(e) => return Err(format!("CreatePermission for {peer}: {e}")),
+        }
+    }
+    let nonce: u64 = rand::random();
+    one_way(a, relayed_a, b, relayed_b, "a-to-b", nonce, limit).await?;
+    one_way(b, relayed_b, a, relayed_a, "b-to-a", nonce, limit).await
+}
+
+/// A datagram from `from`'s allocation to `to`'s relayed address, sent up to three times.
+async fn one_way(
+    from: &mut Session,
+    from_addr: SocketAddr,
+    to: &mut Session,
+    to_addr: SocketAddr,
+    dir: &str,
+    nonce: u64,
+    limit: Duration,
+) -> Result<(), String> {
+    let payload = format!("alisay-probe {dir} {nonce:016x}").into_bytes();
+    for _ in 0..3 {
+        from.send_to_peer(to_addr, &payload)
+            .await
+            .map_err(|e| format!("Send indication {from_addr} -> {to_addr}: {e}"))?;
+        let deadline = tokio::time::Instant::now() + limit / 3;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match to.receive_from_peer(left).await {
+                Ok(Some((_, data))) if data == payload => return Ok(()),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(format!("Data indication at {to_addr}: {e}")),
+            }
+        }
+    }
+    Err(format!(
+        "no data from relayed address {from_addr} reached relayed address {to_addr} within \
+         {limit:?}"
+    ))
 }
 
 /// Opens a session on `url` and allocates; the error is a detail line (`"401 Unauthorized"`).

@@ -37,6 +37,10 @@ pub mod method {
     pub const ALLOCATE: u16 = 0x003;
     /// RFC 8656 Refresh.
     pub const REFRESH: u16 = 0x004;
+    /// RFC 8656 Send (indication: client to server, data for a peer).
+    pub const SEND: u16 = 0x006;
+    /// RFC 8656 Data (indication: server to client, data from a peer).
+    pub const DATA: u16 = 0x007;
     /// RFC 8656 CreatePermission.
     pub const CREATE_PERMISSION: u16 = 0x008;
 }
@@ -48,6 +52,7 @@ pub mod attr {
     pub const ERROR_CODE: u16 = 0x0009;
     pub const LIFETIME: u16 = 0x000D;
     pub const XOR_PEER_ADDRESS: u16 = 0x0012;
+    pub const DATA: u16 = 0x0013;
     pub const REALM: u16 = 0x0014;
     pub const NONCE: u16 = 0x0015;
     pub const XOR_RELAYED_ADDRESS: u16 = 0x0016;

@@ -1,6 +1,8 @@
 //! A small TURN client (RFC 8656) over UDP, TCP or TLS, enough to check a deployed coturn:
 //! Allocate with long-term credentials (the 401 REALM/NONCE challenge, 438 stale nonce),
-//! CreatePermission towards a peer, and Refresh with lifetime 0 to release the allocation.
+//! CreatePermission towards a peer, Send and Data indications (data to and from a peer, e.g.
+//! another allocation: the path of a Relay-only call), and Refresh with lifetime 0 to release
+//! the allocation.
 //!
 //! Every success response to an authenticated request must carry a valid MESSAGE-INTEGRITY:
 //! that proves the server derived the same key, i.e. shares our TURN secret.
@@ -175,6 +177,56 @@ impl Conn {
                 Ok(Conn::Stream(Box::new(
                     net::connect(&url.host, url.port, Some(connector)).await?,
                 )))
+            }
+        }
+    }
+
+    /// Sends one message and expects no answer (an indication).
+    async fn send_only(&mut self, bytes: &[u8]) -> Result<(), TurnError> {
+        match self {
+            Conn::Udp(socket) => {
+                socket.send(bytes).await?;
+            }
+            Conn::Stream(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next STUN message from the server, until `deadline`: `Ok(None)` when none came.
+    /// UDP datagrams that are not STUN are skipped.
+    async fn next_message(&mut self, deadline: Instant) -> Result<Option<Decoded>, TurnError> {
+        match self {
+            Conn::Udp(socket) => {
+                let mut buf = vec![0u8; 2048];
+                loop {
+                    match timeout_at(deadline, socket.recv(&mut buf)).await {
+                        Err(_) => return Ok(None),
+                        Ok(Err(e)) => return Err(e.into()),
+                        Ok(Ok(n)) => {
+                            if let Ok(d) = Decoded::parse(&buf[..n]) {
+                                return Ok(Some(d));
+                            }
+                        }
+                    }
+                }
+            }
+            Conn::Stream(stream) => {
+                let work = async {
+                    let mut header = [0u8; HEADER_LEN];
+                    stream.read_exact(&mut header).await?;
+                    let total = Decoded::framed_len(&header).ok_or(StunError::NotStun)?;
+                    let mut msg = header.to_vec();
+                    msg.resize(total, 0);
+                    stream.read_exact(&mut msg[HEADER_LEN..]).await?;
+                    Ok::<_, TurnError>(Decoded::parse(&msg)?)
+                };
+                match timeout_at(deadline, work).await {
+                    Err(_) => Ok(None),
+                    Ok(r) => r.map(Some),
+                }
             }
         }
     }
@@ -396,6 +448,42 @@ impl Session {
             Outcome::Success(_) => Outcome::Success(()),
             Outcome::Refused(c, r) => Outcome::Refused(c, r),
         })
+    }
+
+    /// Sends `data` to `peer` through the allocation in a Send indication (needs a permission
+    /// for the peer's address). Nothing answers an indication.
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub async fn send_to_peer(&mut self, peer: SocketAddr, data: &[u8]) -> Result<(), TurnError> {
+        let mut msg = Message::new(Class::Indication, method::SEND);
+        msg.push_xor_address(attr::XOR_PEER_ADDRESS, peer)
+            .push(attr::DATA, data.to_vec());
+        let bytes = msg.encode(None, true)?;
+        self.conn.send_only(&bytes).await
+    }
+
+    /// Waits up to `limit` for a Data indication and returns the peer it came from and its
+    /// data; `Ok(None)` when none arrived. Other messages (late responses) are skipped.
+    ///
+    /// # Errors
+    /// Transport failures, or a Data indication without XOR-PEER-ADDRESS or DATA.
+    pub async fn receive_from_peer(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Option<(SocketAddr, Vec<u8>)>, TurnError> {
+        let deadline = Instant::now() + limit;
+        while let Some(d) = self.conn.next_message(deadline).await? {
+            if d.class != Class::Indication || d.method != method::DATA {
+                continue;
+            }
+            let peer = d
+                .xor_address(attr::XOR_PEER_ADDRESS)?
+                .ok_or(TurnError::Missing("XOR-PEER-ADDRESS"))?;
+            let data = d.get(attr::DATA).ok_or(TurnError::Missing("DATA"))?;
+            return Ok(Some((peer, data.to_vec())));
+        }
+        Ok(None)
     }
 
     /// Releases the allocation (Refresh with LIFETIME 0), best effort.

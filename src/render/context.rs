@@ -66,7 +66,8 @@ pub(super) struct CoturnCtx {
     tls_cert: Option<String>,
     tls_key: Option<String>,
     relay_ips: Vec<String>,
-    external_ip: Option<String>,
+    /// Behind 1:1 NAT (`turn.external_ip`): the mapping coturn needs, see [`NatCtx`].
+    nat: Option<NatCtx>,
     min_port: u16,
     max_port: u16,
     user_quota: u32,
@@ -76,6 +77,20 @@ pub(super) struct CoturnCtx {
     userdb: String,
     allowed: Vec<PeerRange>,
     denied: Vec<PeerRange>,
+}
+
+/// coturn behind 1:1 NAT, derived by [`peers::nat_relay`]: rendered as
+/// `external-ip=<external>/<private>`, the derived `allowed-peer-ip` and the nftables lines.
+#[derive(Serialize)]
+pub(super) struct NatCtx {
+    /// `turn.external_ip`.
+    external: String,
+    /// The private relay address it maps to.
+    private: String,
+    /// Where `private` comes from (`turn.relay_ips[0]`).
+    source: String,
+    /// `ip` or `ip6`: the nftables address family of both addresses.
+    nft_family: &'static str,
 }
 
 /// Contexts of the two units.
@@ -338,10 +353,34 @@ fn coturn(config: &Config, check: &mut Check) -> CoturnCtx {
     };
     let runtime = &config.paths.coturn_runtime_dir;
 
-    // allowed-peer-ip: only what the administrator lists (SPEC §6), never a range that
-    // reopens loopback or the metadata service. (Validation asks for the server's own relay
-    // address here when it lies in a denied range, so relay-to-relay calls work.)
+    // allowed-peer-ip: what the administrator lists (SPEC §6), never a range that reopens
+    // loopback or the metadata service, plus the derived NAT exception below. (Validation
+    // asks for a relay address peers see directly to be listed here when it lies in a denied
+    // range, so relay-to-relay calls work.)
     let mut allowed: Vec<PeerRange> = Vec::new();
+    // The one derived exception (SPEC §6): behind 1:1 NAT, this coturn's own private relay
+    // address, to which it maps a peer at its public address (the other caller's relay).
+    let nat = match peers::nat_relay(t) {
+        Ok(nat) => nat,
+        Err(e) => {
+            check.problem("turn.external_ip", e.to_string());
+            None
+        }
+    };
+    if let Some(n) = nat.filter(|n| n.needs_allowance) {
+        allowed.extend(ranges::peer_lines(
+            &crate::config::IpRange {
+                start: n.private,
+                end: n.private,
+            },
+            &format!(
+                "derived: this coturn's private relay address ({}[{}]) behind 1:1 nat \
+                 (turn.external_ip), for relay-to-relay calls; the nftables table admits it \
+                 on the relay ports only",
+                n.source, n.index
+            ),
+        ));
+    }
     for (i, range) in t.allowed_peer_ips.iter().enumerate() {
         if let Some(never) = ranges::reopens_forbidden(range) {
             check.problem(
@@ -374,7 +413,12 @@ fn coturn(config: &Config, check: &mut Check) -> CoturnCtx {
             .map(|p| check.path("turn.tls_cert", p)),
         tls_key: t.tls_key.as_deref().map(|p| check.path("turn.tls_key", p)),
         relay_ips: t.relay_ips.iter().map(ToString::to_string).collect(),
-        external_ip: t.external_ip.map(|ip| ip.to_string()),
+        nat: nat.map(|n| NatCtx {
+            external: n.external.to_string(),
+            private: n.private.to_string(),
+            source: format!("{}[{}]", n.source, n.index),
+            nft_family: if n.external.is_ipv4() { "ip" } else { "ip6" },
+        }),
         min_port: t.min_port,
         max_port: t.max_port,
         user_quota: t.user_quota,

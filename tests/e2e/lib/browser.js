@@ -66,16 +66,21 @@ async function playwrightDisableFeaturesArg() {
  * @param {object} [o]
  * @param {Record<string, string>} [o.env] the browser's environment (default: ours), e.g. with
  *     `HOME` pointing at a home whose NSS database trusts a test CA (lib/tls.js)
+ * @param {string} [o.executablePath] what to run instead of {@link CHROMIUM}, e.g. the network
+ *     lab's wrapper that runs Chromium inside a caller's network namespace
+ * @param {string[]} [o.resolve] more hosts (IP literals) the host resolver may reach: the
+ *     rules map every other name, IP literals included, to NOTFOUND
  * @returns {Promise<import("playwright-core").Browser>}
  */
-export async function launchBrowser({ env } = {}) {
+export async function launchBrowser({ env, executablePath = CHROMIUM, resolve = [] } = {}) {
   const defaultArg = await playwrightDisableFeaturesArg();
   const merged = `${defaultArg},${EXTRA_DISABLED_FEATURE}`;
+  const flags = FLAGS.map((f) => (f.startsWith("--host-resolver-rules=") ? f + resolve.map((h) => ` , EXCLUDE ${h}`).join("") : f));
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     ignoreDefaultArgs: [defaultArg],
-    args: [...FLAGS, merged],
+    args: [...flags, merged],
     timeout: 30_000,
     ...(env ? { env } : {}),
   });

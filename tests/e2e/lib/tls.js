@@ -27,10 +27,12 @@ function run(cmd, args, what) {
  * Every file lives in a fresh temp dir (mode 0755, so nginx workers running as `nobody` may
  * enter it; the keys stay 0600 and are read by the root master). `remove()` deletes it.
  *
+ * @param {{san?: string}} [o] the leaf's subjectAltName (default `DNS:localhost,IP:127.0.0.1`;
+ *   the network lab names its server's public address)
  * @returns {{dir: string, caPem: string, leafPem: string, leafKey: string, home: string,
  *   remove: () => void}}
  */
-export function makeTestPki() {
+export function makeTestPki({ san = "DNS:localhost,IP:127.0.0.1" } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alisay-e2e-pki-"));
   fs.chmodSync(dir, 0o755);
   const p = (f) => path.join(dir, f);
@@ -39,14 +41,17 @@ export function makeTestPki() {
   run("openssl", ["req", "-new", ...ec, "-subj", "/CN=localhost", "-keyout", p("leaf.key"), "-out", p("leaf.csr")], "leaf key and request");
   fs.writeFileSync(
     p("leaf.ext"),
-    ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth", "subjectAltName=DNS:localhost,IP:127.0.0.1", ""].join("\n"),
+    ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth", `subjectAltName=${san}`, ""].join("\n"),
   );
   run("openssl", ["x509", "-req", "-in", p("leaf.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", p("leaf.ext"), "-out", p("leaf.pem")], "leaf certificate");
   for (const k of ["ca.key", "leaf.key"]) fs.chmodSync(p(k), 0o600);
   // The leaf really chains to the CA and names localhost and 127.0.0.1.
   run("openssl", ["verify", "-CAfile", p("ca.pem"), p("leaf.pem")], "leaf verification");
   const text = run("openssl", ["x509", "-in", p("leaf.pem"), "-noout", "-ext", "subjectAltName"], "leaf SAN");
-  if (!/DNS:localhost/.test(text) || !/IP Address:127\.0\.0\.1/.test(text)) throw new Error(`leaf SAN is not DNS:localhost, IP:127.0.0.1: ${text}`);
+  for (const name of san.split(",")) {
+    const shown = name.replace(/^IP:/, "IP Address:");
+    if (!text.includes(shown)) throw new Error(`leaf SAN lacks ${name}: ${text}`);
+  }
 
   const home = p("home");
   const nssdb = path.join(home, ".pki/nssdb");
