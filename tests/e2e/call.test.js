@@ -16,13 +16,16 @@ import { Caller, launchBrowser } from "./lib/browser.js";
 import {
   assertFramesGrowing,
   assertNoTokenOnTheWire,
+  assertEqualSafetyCodes,
   assertRelayed,
   callStats,
   copyInviteDisabled,
   describePages,
+  FIREFOX_PAIRS,
   framesDecoded,
   inviteLink,
   joinByInvite,
+  pairTag,
   parseInvite,
   snapshot,
   startAsNewUser,
@@ -44,8 +47,9 @@ let browser;
 /** Callers opened by the running scenario (closed at its end, diagnosed on failure). */
 let callers = [];
 
-async function open(label) {
-  const c = await Caller.open(browser, label);
+/** A caller in the suite's Chromium, or (`kind` "firefox") in a Firefox process of its own. */
+async function open(label, kind = "chromium") {
+  const c = kind === "firefox" ? await Caller.openFirefox(label) : await Caller.open(browser, label);
   callers.push(c);
   return c;
 }
@@ -104,10 +108,13 @@ function scenario(name, fn, { timeout = 90_000, server = () => dep } = {}) {
   });
 }
 
-/** A relay-only (or auto) call set up through the UI: A generates a room, B joins by link. */
-async function establish(tag, { mode = "relay" } = {}) {
-  const A = await open(`${tag}-A`);
-  const B = await open(`${tag}-B`);
+/**
+ * A relay-only (or auto) call set up through the UI: A generates a room, B joins by link;
+ * `kinds` are the browsers of A (the first caller) and B.
+ */
+async function establish(tag, { mode = "relay", kinds = ["chromium", "chromium"] } = {}) {
+  const A = await open(`${tag}-A`, kinds[0]);
+  const B = await open(`${tag}-B`, kinds[1]);
   const link = await startAsNewUser(A, dep.origin, { mode });
   const startToVideoMs = await joinByInvite(B, A, link, { mode });
   return { A, B, link, startToVideoMs };
@@ -411,6 +418,59 @@ scenario("i. glare: both callers restart ICE at the same moment; perfect negotia
   await assertRelayed(A);
   await assertRelayed(B);
 });
+
+// Firefox (issue 14): every pair with Firefox, both as first caller, through the same server
+// and coturn. Each pair makes a Relay-only call (relay candidates only, a peer-reflexive one
+// accepted only at the peer's relay address; video both ways; equal safety codes) and one more
+// scenario, spread over the pairs so that the suite stays short: Auto mode (cf), hang up and
+// Start again (fc), reload mid-call (ff).
+for (const kinds of FIREFOX_PAIRS) {
+  const tag = pairTag(kinds);
+  const extra = { cf: "then Auto mode in a new room", fc: "then hang up and Start again", ff: "then B reloads mid-call" }[tag];
+  scenario(`x-${tag}. ${kinds[0]} calls ${kinds[1]}: relay-only call, video both ways, equal safety codes; ${extra}`, async () => {
+    const t0 = Date.now();
+    const { A, B, startToVideoMs } = await establish(`x-${tag}`, { kinds });
+    metric(`x_${tag}_setup_ms`, `start_to_video=${startToVideoMs} with_browser_launch=${Date.now() - t0}`);
+    await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+    for (const [c, peer] of [[A, B], [B, A]]) {
+      const st = await assertRelayed(c, peer);
+      metric(`x_${tag}_selected_pair_${c.label.slice(-1)}`, `local=${st.localType}/${st.relayProtocol ?? st.localProtocol} remote=${st.remoteType} remote_prflx=${st.remotePrflx.length}`);
+    }
+    await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+    await assertEqualSafetyCodes([A, B]);
+    if (tag === "cf") {
+      for (const c of [A, B]) await retire(c);
+      const t1 = Date.now();
+      const auto = await establish(`x-${tag}-auto`, { kinds, mode: "auto" });
+      metric(`x_${tag}_auto_setup_ms`, `start_to_video=${auto.startToVideoMs} with_browser_launch=${Date.now() - t1}`);
+      for (const c of [auto.A, auto.B]) assert.equal((await callStats(c)).connectionState, "connected", `${c.label}: connected in Auto mode`);
+      await Promise.all([assertFramesGrowing(auto.A), assertFramesGrowing(auto.B)]);
+      await assertEqualSafetyCodes([auto.A, auto.B]);
+    } else if (tag === "fc") {
+      await A.page.click("#hangup");
+      await waitState(B, "peer-left");
+      await waitState(A, ["ended", "ready", "idle"]);
+      await A.page.click("#start");
+      await waitState(A, "connected", 20_000);
+      await waitState(B, "connected", 20_000);
+      await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+      await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+      await assertRelayed(A, B);
+      await assertRelayed(B, A);
+      await assertEqualSafetyCodes([A, B]);
+    } else {
+      await B.page.reload();
+      if ((await waitState(B, ["ready", "joining", "preflight", "media", "waiting", "connecting", "connected"])) === "ready") await B.page.click("#start");
+      await waitState(B, "connected", 20_000);
+      await waitState(A, "connected", 20_000);
+      await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+      await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+      await assertRelayed(A, B);
+      await assertRelayed(B, A);
+      await assertEqualSafetyCodes([A, B]);
+    }
+  }, { timeout: 120_000 });
+}
 
 const noTurn = new Deployment({ name: "noturn", port: 8788, turn: false });
 
