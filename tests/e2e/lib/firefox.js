@@ -118,6 +118,10 @@ export class FirefoxPage {
     return this.raw.$eval(selector, (el) => el.value);
   }
 
+  getAttribute(selector, name) {
+    return this.raw.$eval(selector, (el, n) => el.getAttribute(n), name);
+  }
+
   textContent(selector) {
     return this.raw.$eval(selector, (el) => el.textContent);
   }
