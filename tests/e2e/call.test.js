@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -417,6 +418,43 @@ scenario("i. glare: both callers restart ICE at the same moment; perfect negotia
   await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
   await assertRelayed(A);
   await assertRelayed(B);
+});
+
+test("the page's headers make Chromium log no error (Permissions-Policy features it knows)", async () => {
+  // Header errors ("Error with Permissions-Policy header: Unrecognized feature: ...") come
+  // through the DevTools Log domain. The control: a page whose header names an unknown feature
+  // must be caught by the same check.
+  const headerErrors = async (url) => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const cdp = await context.newCDPSession(page);
+      const entries = [];
+      cdp.on("Log.entryAdded", ({ entry }) => entries.push(`${entry.level} ${entry.source}: ${entry.text}`));
+      await cdp.send("Log.enable");
+      await page.goto(url);
+      await sleep(500);
+      return entries.filter((e) => /policy|header|feature/i.test(e));
+    } finally {
+      await context.close();
+    }
+  };
+  const control = http.createServer((req, res) => {
+    res.setHeader("permissions-policy", "camera=(self), no-such-feature=()");
+    res.setHeader("content-type", "text/html");
+    res.end("<!doctype html><title>control</title>");
+  });
+  await new Promise((r) => control.listen(0, "127.0.0.1", r));
+  try {
+    const caught = await headerErrors(`http://127.0.0.1:${control.address().port}/`);
+    assert.equal(caught.length, 1, `the check catches an unknown feature: ${JSON.stringify(caught)}`);
+  } finally {
+    control.close();
+  }
+  const ours = await headerErrors(`${dep.origin}/`);
+  assert.deepEqual(ours, [], "Chromium logged an error about the page's headers");
+  const pp = (await fetch(`${dep.origin}/`)).headers.get("permissions-policy") ?? "";
+  assert.match(pp, /camera=\(self\)/, "the page sends the header the check read");
 });
 
 // Firefox (issue 14): every pair with Firefox, both as first caller, through the same server

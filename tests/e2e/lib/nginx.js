@@ -308,10 +308,11 @@ export class Scenarios {
   /**
    * A caller in a fresh context of `browser` (default: the suite's browser).
    * @param {string} label
-   * @param {{browser?: import("playwright-core").Browser, context?: object}} [o]
+   * @param {{browser?: import("playwright-core").Browser, context?: object, kind?: string}} [o]
+   *     `kind: "firefox"`: a Firefox process of its own whose profile trusts the site's test CA
    */
-  async open(label, { browser, context } = {}) {
-    const c = await Caller.open(browser ?? this.browser(), label, context);
+  async open(label, { browser, context, kind = "chromium" } = {}) {
+    const c = kind === "firefox" ? await Caller.openFirefox(label, { caPem: this.dep.pki?.caPem }) : await Caller.open(browser ?? this.browser(), label, context);
     this.callers.push(c);
     return c;
   }
