@@ -24,6 +24,7 @@ import {Invite} from './invite.js';
 import {openLocalMedia} from './media.js';
 import {messages} from './messages.js';
 import {MicMeter} from './meter.js';
+import {resumeInForeground} from './playback.js';
 import {relayPreflight} from './preflight.js';
 import {SafetyCode} from './safety.js';
 import {assessQuality} from './quality.js';
@@ -185,6 +186,8 @@ export class App {
       speakerField: view.speakerField,
     });
     this.meter = new MicMeter(view.micLevel);
+    resumeInForeground([view.remoteVideo, view.localVideo], () => this.stream,
+        (kind, deviceId) => this.switchDevice(kind, deviceId));
     /** A device switch is under way. */
     this.switching = false;
     /** When signaling tries again (ms since the epoch; 0: not waiting). */

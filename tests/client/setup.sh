@@ -14,6 +14,7 @@ if [ -x "$venv/bin/python" ] && cmp -s "$req" "$venv/requirements.installed"; th
   exit 0
 fi
 if ! /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends python3-venv >&2
 fi
 rm -rf "$venv"

@@ -209,40 +209,40 @@ test("the faults run in a loopback-only namespace with nftables available", () =
 
 /** Fault 1 with callers in `kinds` (A first). */
 async function sigkillFault(tag, kinds) {
-    const { A, B, link } = await establish(tag, "udp", kinds);
-    const pcMark = await Promise.all([A, B].map((c) => c.page.evaluate(() => Object.defineProperty(window, "__pcMark", { value: window.alisay.pc, configurable: true }) && true)));
-    assert.deepEqual(pcMark, [true, true]);
-    await Promise.all([A, B].map(startSampling));
-    await sleep(1500);
-    const marks = await Promise.all([A, B].map(traceMark));
-    const tFault = Date.now();
-    const exit = await dep.killServer();
-    assert.equal(exit.signal, "SIGKILL");
-    await sleep(1000);
-    const tEnd = Date.now();
-    await dep.startServer();
-    // Signaling recovers: a fresh `joined` on both pages, both connected again.
-    await pollUntil(
-      "both pages to rejoin after the restart",
-      async () => (await Promise.all([A, B].map((c, i) => traceSince(c, marks[i])))).every((t) => t.some((l) => / in joined$/.test(l))),
-      { timeoutMs: 20_000, everyMs: 100 },
-    );
-    await waitState(A, "connected", 10_000);
-    await waitState(B, "connected", 10_000);
-    const recoverMs = Date.now() - tEnd;
-    await sleep(2000);
-    const res = { A: analyse(await stopSampling(A), tFault - 500), B: analyse(await stopSampling(B), tFault - 500) };
-    const gap = report("sigkill", res, recoverMs, `server_down_ms=${tEnd - tFault}`);
-    for (const c of [A, B]) {
-      assert.equal(await c.page.evaluate(() => window.alisay.pc === window.__pcMark), true, `${c.label}: the RTCPeerConnection was replaced`);
-    }
-    assert.ok(gap < MAX_SIGNALING_FAULT_GAP_MS, `no new video frame for ${gap} ms across a SIGKILL of the signaling server`);
-    // The restarted server holds both callers again: a third one is refused as room-full.
-    const C = await s.open(`${tag}-C`);
-    await C.page.goto(link);
-    await waitState(C, "ready");
-    await C.page.click("#start");
-    await C.page.waitForSelector('#error[data-code="room-full"]', { state: "visible", timeout: 10_000 });
+  const { A, B, link } = await establish(tag, "udp", kinds);
+  const pcMark = await Promise.all([A, B].map((c) => c.page.evaluate(() => Object.defineProperty(window, "__pcMark", { value: window.alisay.pc, configurable: true }) && true)));
+  assert.deepEqual(pcMark, [true, true]);
+  await Promise.all([A, B].map(startSampling));
+  await sleep(1500);
+  const marks = await Promise.all([A, B].map(traceMark));
+  const tFault = Date.now();
+  const exit = await dep.killServer();
+  assert.equal(exit.signal, "SIGKILL");
+  await sleep(1000);
+  const tEnd = Date.now();
+  await dep.startServer();
+  // Signaling recovers: a fresh `joined` on both pages, both connected again.
+  await pollUntil(
+    "both pages to rejoin after the restart",
+    async () => (await Promise.all([A, B].map((c, i) => traceSince(c, marks[i])))).every((t) => t.some((l) => / in joined$/.test(l))),
+    { timeoutMs: 20_000, everyMs: 100 },
+  );
+  await waitState(A, "connected", 10_000);
+  await waitState(B, "connected", 10_000);
+  const recoverMs = Date.now() - tEnd;
+  await sleep(2000);
+  const res = { A: analyse(await stopSampling(A), tFault - 500), B: analyse(await stopSampling(B), tFault - 500) };
+  const gap = report("sigkill", res, recoverMs, `server_down_ms=${tEnd - tFault}`);
+  for (const c of [A, B]) {
+    assert.equal(await c.page.evaluate(() => window.alisay.pc === window.__pcMark), true, `${c.label}: the RTCPeerConnection was replaced`);
+  }
+  assert.ok(gap < MAX_SIGNALING_FAULT_GAP_MS, `no new video frame for ${gap} ms across a SIGKILL of the signaling server`);
+  // The restarted server holds both callers again: a third one is refused as room-full.
+  const C = await s.open(`${tag}-C`);
+  await C.page.goto(link);
+  await waitState(C, "ready");
+  await C.page.click("#start");
+  await C.page.waitForSelector('#error[data-code="room-full"]', { state: "visible", timeout: 10_000 });
 }
 
 s.scenario(
