@@ -456,7 +456,10 @@ async fn static_client_has_security_headers_etag_and_304() {
     ];
     for item in pp.split(',') {
         let feature = item.trim().split('=').next().unwrap_or_default();
-        assert!(KNOWN.contains(&feature), "unexpected feature {feature:?} in {pp}");
+        assert!(
+            KNOWN.contains(&feature),
+            "unexpected feature {feature:?} in {pp}"
+        );
     }
     assert_eq!(r.header("cache-control"), Some("no-cache"));
     let etag = r.header("etag").expect("ETag").to_owned();
