@@ -457,6 +457,59 @@ test("the page's headers make Chromium log no error (Permissions-Policy features
   assert.match(pp, /camera=\(self\)/, "the page sends the header the check read");
 });
 
+scenario("l. autoplay refused and back from the background (what Safari and iOS do): tap to play; paused videos resume; an ended camera is reopened in the same call", async () => {
+  const A = await open("l-play-A");
+  const B = await open("l-play-B");
+  // Safari refuses play() with sound when the user gesture is too old: make B's first play()
+  // of the remote video fail that way (Chromium's own policy allows it after the Start click).
+  await B.page.addInitScript(() => {
+    const orig = HTMLMediaElement.prototype.play;
+    let refused = 0;
+    Object.defineProperty(window, "__playRefused", { get: () => refused });
+    HTMLMediaElement.prototype.play = function play() {
+      if (this.id === "remote-video" && refused === 0) {
+        refused += 1;
+        this.pause(); // as a refusing browser: no autoplay either
+        return Promise.reject(new DOMException("play() needs a user gesture", "NotAllowedError"));
+      }
+      return orig.call(this);
+    };
+  });
+  const link = await startAsNewUser(A, dep.origin);
+  await B.page.goto(link);
+  await waitState(B, "ready");
+  await B.page.click("#start");
+  await waitState(B, "connected", 20_000);
+  await B.page.waitForSelector("#remote-video-tap", { state: "visible", timeout: 10_000 });
+  assert.equal(await B.page.evaluate(() => window.__playRefused), 1, "the refusal happened");
+  assert.equal(await B.page.evaluate(() => document.querySelector("#remote-video").paused), true, "refused: the video is paused");
+  await B.page.click("#remote-video-tap");
+  await B.page.waitForSelector("#remote-video-tap", { state: "hidden", timeout: 5_000 });
+  assert.equal(await B.page.evaluate(() => document.querySelector("#remote-video").paused), false, "a tap plays it");
+  await assertFramesGrowing(B);
+  // Back from the background: the videos were paused and the camera ended meanwhile.
+  await B.page.evaluate(() => Object.defineProperty(window, "__pcMark", { value: window.alisay.pc, configurable: true }));
+  const before = await B.page.evaluate(() => {
+    for (const v of document.querySelectorAll("video")) v.pause();
+    const track = document.querySelector("#local-video").srcObject.getVideoTracks()[0];
+    track.stop();
+    document.dispatchEvent(new Event("visibilitychange"));
+    return track.id;
+  });
+  await pollUntil(
+    "the videos to play again and the camera to be reopened",
+    () =>
+      B.page.evaluate((old) => {
+        const local = document.querySelector("#local-video");
+        const track = local.srcObject?.getVideoTracks()[0];
+        return !document.querySelector("#remote-video").paused && !local.paused && track && track.id !== old && track.readyState === "live";
+      }, before),
+    { timeoutMs: 10_000 },
+  );
+  assert.equal(await B.page.evaluate(() => window.alisay.pc === window.__pcMark), true, "the same connection (replaceTrack, no renegotiation)");
+  await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+});
+
 // Firefox (issue 14): every pair with Firefox, both as first caller, through the same server
 // and coturn. Each pair makes a Relay-only call (relay candidates only, a peer-reflexive one
 // accepted only at the peer's relay address; video both ways; equal safety codes) and one more
