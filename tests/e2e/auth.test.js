@@ -21,7 +21,7 @@ import { after, before, test } from "node:test";
 import { seriousViolations } from "./lib/a11y.js";
 import { Caller, launchBrowser } from "./lib/browser.js";
 import { assertEqualSafetyCodes, assertFramesGrowing, assertNoTokenOnTheWire, assertRelayed, describePages, FIREFOX_PAIRS, framesDecoded, joinByInvite, pairTag, startAsNewUser, waitState } from "./lib/call.js";
-import { Deployment, E2E_DIR, OUT_DIR, pollUntil, redact, sleep } from "./lib/harness.js";
+import { Deployment, E2E_DIR, OUT_DIR, pollUntil, redact, redactError, sleep } from "./lib/harness.js";
 import { MitmProxy } from "./lib/mitm.js";
 
 const WARNING = "This call could not be verified: the connection may be intercepted.";
@@ -100,6 +100,7 @@ function scenario(name, fn, { timeout = 90_000 } = {}) {
     } catch (e) {
       const pages = await describePages(callers);
       e.message = `${e.message}\n-- pages:\n${pages}\n-- proxy: sent=${JSON.stringify(proxy.sent)} delivered=${JSON.stringify(proxy.delivered)}\n-- end of out/${path.basename(dep.alisayLog)}:\n${tail(dep.alisayLog)}`;
+      redactError(e);
       throw e;
     } finally {
       for (const c of callers) {

@@ -34,7 +34,7 @@ import {
   waitRemoteVideo,
   waitState,
 } from "./lib/call.js";
-import { Deployment, OUT_DIR, knownSecrets, newToken, pollUntil, redact, sleep } from "./lib/harness.js";
+import { Deployment, knownSecrets, newToken, OUT_DIR, pollUntil, redact, redactError, sleep } from "./lib/harness.js";
 
 /** Prints a measured number in one greppable line (no secrets). */
 function metric(name, text) {
@@ -101,6 +101,7 @@ function scenario(name, fn, { timeout = 90_000, server = () => dep } = {}) {
       const pages = await describePages(callers);
       const log = server().alisayLog;
       e.message = `${e.message}\n-- pages:\n${pages}\n-- end of out/${path.basename(log)}:\n${tail(log)}\n-- logs: tests/e2e/out/`;
+      redactError(e);
       throw e;
     } finally {
       logMark(`scenario ends: ${name}`, server());

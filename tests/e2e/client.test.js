@@ -17,7 +17,7 @@ import { after, before, test } from "node:test";
 
 import { Caller, launchBrowser } from "./lib/browser.js";
 import { assertFramesGrowing, assertNoTokenOnTheWire, assertRelayed, callStats, describePages, parseInvite, waitRemoteVideo, waitState } from "./lib/call.js";
-import { Deployment, E2E_DIR, OUT_DIR, newToken, redact } from "./lib/harness.js";
+import { Deployment, E2E_DIR, newToken, OUT_DIR, redact, redactError } from "./lib/harness.js";
 
 /** The venv tests/client/setup.sh makes (scripts/test.sh runs it). */
 const PYTHON = path.join(process.env.TEST_CACHE_DIR || "/var/cache/alisay-test", "aiortc-venv/bin/python");
@@ -97,6 +97,7 @@ function scenario(name, fn, { timeout = 90_000 } = {}) {
       for (const c of callers) assertNoTokenOnTheWire(c);
     } catch (e) {
       e.message = `${e.message}\n-- pages:\n${await describePages(callers)}\n-- logs: tests/e2e/out/`;
+      redactError(e);
       throw e;
     } finally {
       for (const child of children) child.kill("SIGKILL");

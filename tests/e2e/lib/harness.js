@@ -63,6 +63,21 @@ export function redact(text) {
   return s.replace(/(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g, "<token?>").replace(/(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])/g, "<room-id?>");
 }
 
+/**
+ * Removes secrets (see {@link redact}) from a failing test's error before the runner prints it:
+ * its message, its stack and Playwright's `log` lines (a `page.goto(link)` that times out names
+ * the URL, invite fragment included).
+ * @param {Error & {log?: string[]}} e
+ * @returns {Error} the same error
+ */
+export function redactError(e) {
+  if (!e || typeof e !== "object") return e;
+  if (typeof e.message === "string") e.message = redact(e.message);
+  if (typeof e.stack === "string") e.stack = redact(e.stack);
+  if (Array.isArray(e.log)) e.log = e.log.map((l) => redact(l));
+  return e;
+}
+
 /** `sha256(token)` as lowercase hex: the room id (SPEC §2). */
 export function roomIdOf(token) {
   return crypto.createHash("sha256").update(token, "ascii").digest("hex");
