@@ -15,6 +15,8 @@ import path from "node:path";
 
 import puppeteer from "puppeteer-core";
 
+import { assertInNamespace } from "./harness.js";
+
 /** Debian's Firefox ESR; never a downloaded browser. */
 export const FIREFOX = process.env.ALISAY_E2E_FIREFOX || "/usr/bin/firefox-esr";
 
@@ -169,6 +171,7 @@ function makeProfile(caPem) {
  * @returns {Promise<{browser: import("puppeteer-core").Browser, page: FirefoxPage, profile: string}>}
  */
 export async function launchFirefox({ caPem } = {}) {
+  assertInNamespace();
   const profile = makeProfile(caPem);
   const browser = await puppeteer.launch({
     browser: "firefox",

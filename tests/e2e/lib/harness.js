@@ -78,6 +78,18 @@ export function redactError(e) {
   return e;
 }
 
+/**
+ * Refuses to go on outside the namespace `run.sh` makes (importing a test file directly would
+ * otherwise run it on the machine's own network). Used where a browser is started that would
+ * otherwise reach out on its own (Firefox); the deployments do not call it, since network labs
+ * start them in namespaces of their own.
+ */
+export function assertInNamespace() {
+  if (process.env.ALISAY_E2E_IN_NETNS !== "1") {
+    throw new Error("run the e2e tests with `bash tests/e2e/run.sh` (a loopback-only network namespace)");
+  }
+}
+
 /** `sha256(token)` as lowercase hex: the room id (SPEC §2). */
 export function roomIdOf(token) {
   return crypto.createHash("sha256").update(token, "ascii").digest("hex");
