@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what the tests need (apt: nginx,
-# coturn, chromium, NSS tools, systemd tools; npm: playwright-core, into tests/e2e only), then
+# coturn, chromium, firefox-esr, NSS tools, systemd tools; npm: playwright-core and
+# puppeteer-core, into tests/e2e only; pip: aiortc for the independent test client, in a venv
+# under $TEST_CACHE_DIR), then
 # runs formatting and lint checks, every Rust test (unit, integration, render, coturn probes)
 # and the browser end-to-end suite inside a loopback-only network namespace.
 # Tools built for the tests (nix formatters, cargo-fuzz, the ansible venv, the Debian tree of
@@ -22,9 +24,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 phase "Installing system packages the tests need"
 # command:package pairs; install only what is missing, so a second run is quick.
 missing=()
-for pair in chromium:chromium nginx:nginx turnserver:coturn turnutils_uclient:coturn \
-            certutil:libnss3-tools systemd-analyze:systemd openssl:openssl ip:iproute2 \
-            unshare:util-linux node:nodejs npm:npm curl:curl nft:nftables; do
+for pair in chromium:chromium firefox-esr:firefox-esr nginx:nginx turnserver:coturn \
+            turnutils_uclient:coturn certutil:libnss3-tools systemd-analyze:systemd \
+            openssl:openssl ip:iproute2 unshare:util-linux node:nodejs npm:npm curl:curl nft:nftables; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 export TEST_CACHE_DIR=${TEST_CACHE_DIR:-/var/cache/alisay-test}
@@ -60,8 +62,9 @@ bash tests/nix/check.sh
 phase "Fuzzing: signaling parser, config loader and hub, 60 s each (cargo-fuzz, libFuzzer)"
 bash tests/fuzz/run.sh
 
-phase "Browser end-to-end suite (Chromium, coturn, nginx, alisay in a loopback-only namespace)"
+phase "Browser end-to-end suite (Chromium, Firefox, an aiortc client, coturn, nginx, alisay in a loopback-only namespace)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+bash tests/client/setup.sh >/dev/null
 bash tests/e2e/run.sh
 
 phase "Network lab: Relay-only calls through home NATs to a server behind 1:1 NAT (namespaces a17-*)"

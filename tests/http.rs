@@ -443,6 +443,24 @@ async fn static_client_has_security_headers_etag_and_304() {
         "{pp}"
     );
     assert!(pp.contains("geolocation=()"), "{pp}");
+    // Only features Chromium has known for years: any other name makes it log "Error with
+    // Permissions-Policy header: Unrecognized feature" on every page (issue 14 saw
+    // `speaker-selection`). tests/e2e/call.test.js checks a real Chromium's log as well.
+    const KNOWN: [&str; 6] = [
+        "camera",
+        "microphone",
+        "display-capture",
+        "geolocation",
+        "payment",
+        "usb",
+    ];
+    for item in pp.split(',') {
+        let feature = item.trim().split('=').next().unwrap_or_default();
+        assert!(
+            KNOWN.contains(&feature),
+            "unexpected feature {feature:?} in {pp}"
+        );
+    }
     assert_eq!(r.header("cache-control"), Some("no-cache"));
     let etag = r.header("etag").expect("ETag").to_owned();
     assert!(

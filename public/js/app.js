@@ -24,7 +24,9 @@ import {Invite} from './invite.js';
 import {openLocalMedia} from './media.js';
 import {messages} from './messages.js';
 import {MicMeter} from './meter.js';
+import {resumeInForeground} from './playback.js';
 import {relayPreflight} from './preflight.js';
+import {SafetyCode} from './safety.js';
 import {assessQuality} from './quality.js';
 import {Signaling} from './signaling.js';
 import {CallStats} from './stats.js';
@@ -184,6 +186,8 @@ export class App {
       speakerField: view.speakerField,
     });
     this.meter = new MicMeter(view.micLevel);
+    resumeInForeground([view.remoteVideo, view.localVideo], () => this.stream,
+        (kind, deviceId) => this.switchDevice(kind, deviceId));
     /** A device switch is under way. */
     this.switching = false;
     /** When signaling tries again (ms since the epoch; 0: not waiting). */
@@ -212,6 +216,8 @@ export class App {
     this.lastVerifyMs = null;
     /** @type {string|null} six digits, shown while connected */
     this.safetyCode = null;
+    /** The descriptions sent and verified, for the safety code (safety.js). */
+    this.safety = new SafetyCode();
   }
 
   /** Wires the page up. Nothing is created and no device is opened here. */
@@ -304,6 +310,7 @@ export class App {
     this.relayOnly = this.view.mode === 'relay';
     this.verification = null;
     this.auth = null;
+    this.safety.forget();
     this.setPhase('joining', null);
     const roomId = await invite.roomId();
     if (gen !== this.gen) return;
@@ -705,6 +712,7 @@ export class App {
     this.lastVerifyMs = performance.now() - started;
     if (result === 'ok') {
       this.verification = 'verified';
+      this.safety.noteVerified(msg);
       return true;
     }
     this.refuse(`${msg.type} ${result}`);
@@ -864,7 +872,14 @@ export class App {
       relayOnly: this.relayOnly,
       polite,
       stream,
-      send: (msg) => this.signaling?.send(msg) ?? false,
+      send: (msg) => {
+        const sent = this.signaling?.send(msg) ?? false;
+        if (sent) this.safety.noteSent(msg);
+        if (sent && this.call?.state === 'connected' && !this.safetyCode) {
+          void this.showSafetyCode(this.call);
+        }
+        return sent;
+      },
       auth: /** @type {DtlsAuth} */ (this.auth),
     });
     call.addEventListener('track', (e) => {
@@ -891,15 +906,14 @@ export class App {
   }
 
   /**
-   * Computes and shows the safety code of a connected call, from the
-   * fingerprints of both descriptions (both verified or our own).
+   * Computes and shows the safety code of a connected call from the
+   * descriptions as sent and as verified (safety.js), never from what the
+   * browser stored.
    * @param {Call} call
    */
   async showSafetyCode(call) {
-    const local = call.pc.localDescription?.sdp;
-    const remote = call.pc.remoteDescription?.sdp;
-    if (!local || !remote || !this.auth) return;
-    const code = await this.auth.safetyCode(local, remote);
+    if (!this.auth) return;
+    const code = await this.safety.code(this.auth);
     if (call !== this.call || call.closed || code === null) return;
     this.safetyCode = code;
     this.view.setSafetyCode(code);

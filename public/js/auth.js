@@ -11,7 +11,9 @@
  * `a=fingerprint` lines (RFC 8122) of that SDP. The receiver recomputes it with
  * `crypto.subtle.verify` (a constant-time comparison) before
  * `setRemoteDescription`. The safety code is six digits from
- * `HMAC-SHA256(K, "safety v1" ...)` over both sides' fingerprints.
+ * `HMAC-SHA256(K, "safety v1" ...)` over both sides' fingerprints, read from
+ * the same bytes the tags cover: the description sent and the description
+ * received and verified (safety.js).
  *
  * Byte layouts (ASCII, `\n` is one 0x0A byte, every line ends with `\n`):
  *
@@ -192,8 +194,12 @@ export class DtlsAuth {
    * when each sees the other's real fingerprints. The first four bytes of
    * `HMAC-SHA256(K, safety)` as a big-endian unsigned integer, modulo 10^6,
    * zero-padded.
-   * @param {string} localSdp
-   * @param {string} remoteSdp
+   * Give it the descriptions as they went over the wire (safety.js): the
+   * last one sent, exactly as sent, and the last one received whose `auth`
+   * verified, exactly as received; never `pc.remoteDescription`, which a
+   * browser may store with fewer or reordered fingerprint lines.
+   * @param {string} localSdp the last offer or answer sent
+   * @param {string} remoteSdp the last offer or answer received and verified
    * @return {Promise<string|null>} six digits, or null without fingerprints
    */
   async safetyCode(localSdp, remoteSdp) {

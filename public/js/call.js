@@ -28,6 +28,7 @@
  * credentials and restarts ICE).
  */
 
+import {DtlsAuth} from './auth.js';
 import {IceGenerations} from './generations.js';
 
 /**
@@ -58,16 +59,17 @@ import {IceGenerations} from './generations.js';
  */
 
 /**
- * The sorted `a=fingerprint` lines of an SDP: a different set means a different
- * `RTCPeerConnection` on the other side (e.g. the peer reloaded its tab).
+ * The normalized set of certificate fingerprints of an SDP (auth.js): a
+ * different set means a different `RTCPeerConnection` on the other side (e.g.
+ * the peer reloaded its tab). Compared between descriptions as received, never
+ * with `pc.remoteDescription`: Chromium stores Firefox's one session-level line
+ * once per media section, and keeps one of aiortc's three lines, so every ICE
+ * restart of such a peer looked like a new peer and replaced the connection.
  * @param {string} sdp
  * @return {string}
  */
 function fingerprints(sdp) {
-  return (sdp.match(/^a=fingerprint:.*$/gim) ?? [])
-      .map((line) => line.trim().toLowerCase())
-      .sort()
-      .join('\n');
+  return (DtlsAuth.fingerprints(sdp) ?? []).join('\n');
 }
 
 /**
@@ -98,6 +100,8 @@ export class Call extends EventTarget {
     const pc = this.pc;
     /** @type {MediaStream|null} */
     this.remoteStream = null;
+    /** @type {string|null} the last remote description set, as received */
+    this.remoteSdp = null;
     /**
      * @type {number|null} milliseconds the last `auth` took to compute (for
      *     tests), or null
@@ -192,10 +196,9 @@ export class Call extends EventTarget {
    * @return {boolean}
    */
   isFromAnotherPeer(sdp) {
-    const current = this.pc.remoteDescription;
-    if (!current?.sdp) return false;
+    if (this.remoteSdp === null) return false;
     const incoming = fingerprints(sdp);
-    return incoming !== '' && incoming !== fingerprints(current.sdp);
+    return incoming !== '' && incoming !== fingerprints(this.remoteSdp);
   }
 
   /**
@@ -222,6 +225,7 @@ export class Call extends EventTarget {
         await pc.setRemoteDescription(
             /** @type {RTCSessionDescriptionInit} */ (description),
         );
+        this.remoteSdp = description.sdp;
         this.isSettingRemoteAnswerPending = false;
         if (description.type === 'offer') {
           this.addMedia();

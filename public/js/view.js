@@ -5,6 +5,7 @@
  */
 
 import {messages} from './messages.js';
+import {playOrOfferTap} from './playback.js';
 
 /**
  * @param {string} id
@@ -334,14 +335,6 @@ export class View {
     if (video.srcObject === stream) return;
     video.srcObject = stream;
     video.closest('figure')?.classList.toggle('live', stream !== null);
-    if (stream) {
-      video.play().catch((err) => {
-        // AbortError: the stream was replaced or removed before playing;
-        // nothing to report.
-        if (err?.name !== 'AbortError') {
-          console.info('[alisay] autoplay refused', err?.name);
-        }
-      });
-    }
+    if (stream) playOrOfferTap(video);
   }
 }

@@ -179,3 +179,45 @@ test("cost: key derivation, signing and verifying under Node's WebCrypto", async
   metric("auth_node_ms", `derive=${deriveMs.toFixed(3)} sign=${signMs.toFixed(3)} verify=${verifyMs.toFixed(3)} (mean of ${n})`);
   assert.ok(signMs < 20 && verifyMs < 20, "an HMAC takes well under 20 ms");
 });
+
+test("safety.js: the code reads the descriptions as sent and as verified, so a stored copy with fewer or reordered lines cannot change it", async () => {
+  const { SafetyCode } = await import(path.join(ROOT, "public/js/safety.js"));
+  const token = crypto.randomBytes(32).toString("base64url");
+  const auth = await DtlsAuth.fromToken(token);
+  const hex = () => [...crypto.randomBytes(32)].map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(":");
+  const hex48 = () => [...crypto.randomBytes(48)].map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(":");
+  const sdp = (lines) => ["v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "m=video 9 UDP/TLS/RTP/SAVPF 96", ...lines.map((l) => `a=fingerprint:${l}`), "a=setup:actpass", ""].join("\r\n");
+  // aiortc-like peer: three lines; a browser peer: one line.
+  const three = [`sha-256 ${hex()}`, `sha-384 ${hex48()}`, `sha-512 ${hex()}:${hex()}`];
+  const aiortcSent = sdp(three);
+  const browserSent = sdp([`sha-256 ${hex()}`]);
+  // The aiortc side: sent its three, verified the browser's one.
+  const peer = new SafetyCode();
+  peer.noteSent({ type: "offer", sdp: aiortcSent });
+  assert.equal(await auth.verify("answer", true, browserSent, await auth.sign("answer", true, browserSent)), "ok");
+  peer.noteVerified({ type: "answer", sdp: browserSent });
+  // The browser side: sent its one, verified the three exactly as received.
+  const page = new SafetyCode();
+  assert.equal(await page.code(auth), null, "no code before both descriptions");
+  page.noteSent({ type: "answer", sdp: browserSent });
+  page.noteVerified({ type: "offer", sdp: aiortcSent });
+  page.noteSent({ type: "ice", candidate: null }); // not a description: ignored
+  const honest = await page.code(auth);
+  assert.match(honest, /^\d{6}$/);
+  assert.equal(await peer.code(auth), honest, "equal codes on an honest call");
+  // What Chromium stores of the three (one line) would give another code: the old defect.
+  const stored = await auth.safetyCode(browserSent, sdp(three.slice(0, 1)));
+  assert.notEqual(stored, honest, "a code over the stored copy differs (why it is never used)");
+  // Reordered lines and lowercase hex as received: the same code.
+  const reordered = new SafetyCode();
+  reordered.noteSent({ type: "answer", sdp: browserSent });
+  reordered.noteVerified({ type: "offer", sdp: sdp([...three].reverse().map((l) => l.toLowerCase())) });
+  assert.equal(await reordered.code(auth), honest, "order and hex case do not matter");
+  // A tampered fingerprint (one the peer never sent) gives another code.
+  const tampered = new SafetyCode();
+  tampered.noteSent({ type: "answer", sdp: browserSent });
+  tampered.noteVerified({ type: "offer", sdp: sdp([`sha-256 ${hex()}`, ...three.slice(1)]) });
+  assert.notEqual(await tampered.code(auth), honest, "a swapped certificate changes the code");
+  page.forget();
+  assert.equal(await page.code(auth), null, "forgotten on a room switch");
+});

@@ -20,8 +20,8 @@ import { after, before, test } from "node:test";
 
 import { seriousViolations } from "./lib/a11y.js";
 import { Caller, launchBrowser } from "./lib/browser.js";
-import { assertFramesGrowing, assertNoTokenOnTheWire, assertRelayed, describePages, framesDecoded, joinByInvite, startAsNewUser, waitState } from "./lib/call.js";
-import { Deployment, E2E_DIR, OUT_DIR, pollUntil, redact, sleep } from "./lib/harness.js";
+import { assertEqualSafetyCodes, assertFramesGrowing, assertNoTokenOnTheWire, assertRelayed, describePages, FIREFOX_PAIRS, framesDecoded, joinByInvite, pairTag, startAsNewUser, waitState } from "./lib/call.js";
+import { Deployment, E2E_DIR, OUT_DIR, pollUntil, redact, redactError, sleep } from "./lib/harness.js";
 import { MitmProxy } from "./lib/mitm.js";
 
 const WARNING = "This call could not be verified: the connection may be intercepted.";
@@ -74,8 +74,9 @@ function instrument() {
   });
 }
 
-async function open(label) {
-  const c = await Caller.open(browser, label);
+/** A caller in the suite's Chromium, or (`kind` "firefox") in a Firefox process of its own. */
+async function open(label, kind = "chromium") {
+  const c = kind === "firefox" ? await Caller.openFirefox(label) : await Caller.open(browser, label);
   await c.page.addInitScript(instrument);
   callers.push(c);
   return c;
@@ -99,6 +100,7 @@ function scenario(name, fn, { timeout = 90_000 } = {}) {
     } catch (e) {
       const pages = await describePages(callers);
       e.message = `${e.message}\n-- pages:\n${pages}\n-- proxy: sent=${JSON.stringify(proxy.sent)} delivered=${JSON.stringify(proxy.delivered)}\n-- end of out/${path.basename(dep.alisayLog)}:\n${tail(dep.alisayLog)}`;
+      redactError(e);
       throw e;
     } finally {
       for (const c of callers) {
@@ -218,10 +220,10 @@ scenario("a. through a transparent proxy the call verifies: auth on every descri
  * (role=alert), no setRemoteDescription at all, no peer connection left, no media, and no
  * reconnect (one WebSocket per page, none open at the proxy).
  */
-async function bothRefuse(tag, tamper) {
+async function bothRefuse(tag, tamper, kinds = ["chromium", "chromium"]) {
   proxy.configure({ tamper, holdFirstOffer: true });
-  const A = await open(`${tag}-A`);
-  const B = await open(`${tag}-B`);
+  const A = await open(`${tag}-A`, kinds[0]);
+  const B = await open(`${tag}-B`, kinds[1]);
   const link = await startAsNewUser(A, proxy.origin);
   await B.page.goto(link);
   await waitState(B, "ready");
@@ -284,3 +286,32 @@ scenario("d. a forged offer reaches one caller only: it refuses; the other sets 
     "exactly one description crossed, forged",
   );
 });
+
+// Firefox (issue 14): each pair with Firefox, both as first caller, through the transparent
+// proxy (verified both ways, auth on every description, equal safety codes, equal to Python's
+// computation from the descriptions as sent) and through a forging proxy (both refuse).
+for (const kinds of FIREFOX_PAIRS) {
+  const tag = pairTag(kinds);
+  scenario(`a-${tag}. ${kinds[0]} calls ${kinds[1]} through a transparent proxy: verified both ways, equal safety codes (Python agrees)`, async () => {
+    proxy.configure({});
+    const A = await open(`auth-a-${tag}-A`, kinds[0]);
+    const B = await open(`auth-a-${tag}-B`, kinds[1]);
+    const link = await startAsNewUser(A, proxy.origin);
+    const token = link.split("#")[1];
+    const startToVideoMs = await joinByInvite(B, A, link);
+    await assertRelayed(A, B);
+    await assertRelayed(B, A);
+    await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+    const shown = await assertEqualSafetyCodes([A, B]);
+    for (const c of [A, B]) assert.equal(await c.page.evaluate(() => window.alisay.verification), "verified", `${c.label}: verified`);
+    const a = await descriptions(A);
+    const b = await descriptions(B);
+    assert.notDeepEqual(fingerprintSet(a.local), fingerprintSet(b.local), "two different certificates");
+    assert.equal(pythonSafetyCode(token, a.local, b.local), shown.replace(" ", ""), "the safety code matches Python's derivation from both descriptions as sent");
+    assert.ok(proxy.sent.some((m) => m.type === "offer") && proxy.sent.some((m) => m.type === "answer"), `an offer and an answer were sent: ${JSON.stringify(proxy.sent)}`);
+    assert.ok(proxy.sent.every((m) => m.auth === 43), `every description carried auth: ${JSON.stringify(proxy.sent)}`);
+    metric(`auth_${tag}_call_ms`, `start_to_video=${startToVideoMs}`);
+  });
+  const tamper = { cf: "strip-auth", fc: "fingerprint", ff: "fingerprint" }[tag];
+  scenario(`b-${tag}. ${kinds[0]} calls ${kinds[1]} through a proxy that forges (${tamper}): both refuse, set nothing, play nothing`, () => bothRefuse(`auth-b-${tag}`, tamper, kinds));
+}

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -16,13 +17,16 @@ import { Caller, launchBrowser } from "./lib/browser.js";
 import {
   assertFramesGrowing,
   assertNoTokenOnTheWire,
+  assertEqualSafetyCodes,
   assertRelayed,
   callStats,
   copyInviteDisabled,
   describePages,
+  FIREFOX_PAIRS,
   framesDecoded,
   inviteLink,
   joinByInvite,
+  pairTag,
   parseInvite,
   snapshot,
   startAsNewUser,
@@ -30,7 +34,7 @@ import {
   waitRemoteVideo,
   waitState,
 } from "./lib/call.js";
-import { Deployment, OUT_DIR, knownSecrets, newToken, pollUntil, redact, sleep } from "./lib/harness.js";
+import { Deployment, knownSecrets, newToken, OUT_DIR, pollUntil, redact, redactError, sleep } from "./lib/harness.js";
 
 /** Prints a measured number in one greppable line (no secrets). */
 function metric(name, text) {
@@ -44,8 +48,9 @@ let browser;
 /** Callers opened by the running scenario (closed at its end, diagnosed on failure). */
 let callers = [];
 
-async function open(label) {
-  const c = await Caller.open(browser, label);
+/** A caller in the suite's Chromium, or (`kind` "firefox") in a Firefox process of its own. */
+async function open(label, kind = "chromium") {
+  const c = kind === "firefox" ? await Caller.openFirefox(label) : await Caller.open(browser, label);
   callers.push(c);
   return c;
 }
@@ -96,6 +101,7 @@ function scenario(name, fn, { timeout = 90_000, server = () => dep } = {}) {
       const pages = await describePages(callers);
       const log = server().alisayLog;
       e.message = `${e.message}\n-- pages:\n${pages}\n-- end of out/${path.basename(log)}:\n${tail(log)}\n-- logs: tests/e2e/out/`;
+      redactError(e);
       throw e;
     } finally {
       logMark(`scenario ends: ${name}`, server());
@@ -104,10 +110,13 @@ function scenario(name, fn, { timeout = 90_000, server = () => dep } = {}) {
   });
 }
 
-/** A relay-only (or auto) call set up through the UI: A generates a room, B joins by link. */
-async function establish(tag, { mode = "relay" } = {}) {
-  const A = await open(`${tag}-A`);
-  const B = await open(`${tag}-B`);
+/**
+ * A relay-only (or auto) call set up through the UI: A generates a room, B joins by link;
+ * `kinds` are the browsers of A (the first caller) and B.
+ */
+async function establish(tag, { mode = "relay", kinds = ["chromium", "chromium"] } = {}) {
+  const A = await open(`${tag}-A`, kinds[0]);
+  const B = await open(`${tag}-B`, kinds[1]);
   const link = await startAsNewUser(A, dep.origin, { mode });
   const startToVideoMs = await joinByInvite(B, A, link, { mode });
   return { A, B, link, startToVideoMs };
@@ -411,6 +420,149 @@ scenario("i. glare: both callers restart ICE at the same moment; perfect negotia
   await assertRelayed(A);
   await assertRelayed(B);
 });
+
+test("the page's headers make Chromium log no error (Permissions-Policy features it knows)", async () => {
+  // Header errors ("Error with Permissions-Policy header: Unrecognized feature: ...") come
+  // through the DevTools Log domain. The control: a page whose header names an unknown feature
+  // must be caught by the same check.
+  const headerErrors = async (url) => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const cdp = await context.newCDPSession(page);
+      const entries = [];
+      cdp.on("Log.entryAdded", ({ entry }) => entries.push(`${entry.level} ${entry.source}: ${entry.text}`));
+      await cdp.send("Log.enable");
+      await page.goto(url);
+      await sleep(500);
+      return entries.filter((e) => /policy|header|feature/i.test(e));
+    } finally {
+      await context.close();
+    }
+  };
+  const control = http.createServer((req, res) => {
+    res.setHeader("permissions-policy", "camera=(self), no-such-feature=()");
+    res.setHeader("content-type", "text/html");
+    res.end("<!doctype html><title>control</title>");
+  });
+  await new Promise((r) => control.listen(0, "127.0.0.1", r));
+  try {
+    const caught = await headerErrors(`http://127.0.0.1:${control.address().port}/`);
+    assert.equal(caught.length, 1, `the check catches an unknown feature: ${JSON.stringify(caught)}`);
+  } finally {
+    control.close();
+  }
+  const ours = await headerErrors(`${dep.origin}/`);
+  assert.deepEqual(ours, [], "Chromium logged an error about the page's headers");
+  const pp = (await fetch(`${dep.origin}/`)).headers.get("permissions-policy") ?? "";
+  assert.match(pp, /camera=\(self\)/, "the page sends the header the check read");
+});
+
+scenario("l. autoplay refused and back from the background (what Safari and iOS do): tap to play; paused videos resume; an ended camera is reopened in the same call", async () => {
+  const A = await open("l-play-A");
+  const B = await open("l-play-B");
+  // Safari refuses play() with sound when the user gesture is too old: make B's first play()
+  // of the remote video fail that way (Chromium's own policy allows it after the Start click).
+  await B.page.addInitScript(() => {
+    const orig = HTMLMediaElement.prototype.play;
+    let refused = 0;
+    Object.defineProperty(window, "__playRefused", { get: () => refused });
+    HTMLMediaElement.prototype.play = function play() {
+      if (this.id === "remote-video" && refused === 0) {
+        refused += 1;
+        this.pause(); // as a refusing browser: no autoplay either
+        return Promise.reject(new DOMException("play() needs a user gesture", "NotAllowedError"));
+      }
+      return orig.call(this);
+    };
+  });
+  const link = await startAsNewUser(A, dep.origin);
+  await B.page.goto(link);
+  await waitState(B, "ready");
+  await B.page.click("#start");
+  await waitState(B, "connected", 20_000);
+  await B.page.waitForSelector("#remote-video-tap", { state: "visible", timeout: 10_000 });
+  assert.equal(await B.page.evaluate(() => window.__playRefused), 1, "the refusal happened");
+  assert.equal(await B.page.evaluate(() => document.querySelector("#remote-video").paused), true, "refused: the video is paused");
+  await B.page.click("#remote-video-tap");
+  await B.page.waitForSelector("#remote-video-tap", { state: "hidden", timeout: 5_000 });
+  assert.equal(await B.page.evaluate(() => document.querySelector("#remote-video").paused), false, "a tap plays it");
+  await assertFramesGrowing(B);
+  // Back from the background: the videos were paused and the camera ended meanwhile.
+  await B.page.evaluate(() => Object.defineProperty(window, "__pcMark", { value: window.alisay.pc, configurable: true }));
+  const before = await B.page.evaluate(() => {
+    for (const v of document.querySelectorAll("video")) v.pause();
+    const track = document.querySelector("#local-video").srcObject.getVideoTracks()[0];
+    track.stop();
+    document.dispatchEvent(new Event("visibilitychange"));
+    return track.id;
+  });
+  await pollUntil(
+    "the videos to play again and the camera to be reopened",
+    () =>
+      B.page.evaluate((old) => {
+        const local = document.querySelector("#local-video");
+        const track = local.srcObject?.getVideoTracks()[0];
+        return !document.querySelector("#remote-video").paused && !local.paused && track && track.id !== old && track.readyState === "live";
+      }, before),
+    { timeoutMs: 10_000 },
+  );
+  assert.equal(await B.page.evaluate(() => window.alisay.pc === window.__pcMark), true, "the same connection (replaceTrack, no renegotiation)");
+  await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+});
+
+// Firefox (issue 14): every pair with Firefox, both as first caller, through the same server
+// and coturn. Each pair makes a Relay-only call (relay candidates only, a peer-reflexive one
+// accepted only at the peer's relay address; video both ways; equal safety codes) and one more
+// scenario, spread over the pairs so that the suite stays short: Auto mode (cf), hang up and
+// Start again (fc), reload mid-call (ff).
+for (const kinds of FIREFOX_PAIRS) {
+  const tag = pairTag(kinds);
+  const extra = { cf: "then Auto mode in a new room", fc: "then hang up and Start again", ff: "then B reloads mid-call" }[tag];
+  scenario(`x-${tag}. ${kinds[0]} calls ${kinds[1]}: relay-only call, video both ways, equal safety codes; ${extra}`, async () => {
+    const t0 = Date.now();
+    const { A, B, startToVideoMs } = await establish(`x-${tag}`, { kinds });
+    metric(`x_${tag}_setup_ms`, `start_to_video=${startToVideoMs} with_browser_launch=${Date.now() - t0}`);
+    await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+    for (const [c, peer] of [[A, B], [B, A]]) {
+      const st = await assertRelayed(c, peer);
+      metric(`x_${tag}_selected_pair_${c.label.slice(-1)}`, `local=${st.localType}/${st.relayProtocol ?? st.localProtocol} remote=${st.remoteType} remote_prflx=${st.remotePrflx.length}`);
+    }
+    await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+    await assertEqualSafetyCodes([A, B]);
+    if (tag === "cf") {
+      for (const c of [A, B]) await retire(c);
+      const t1 = Date.now();
+      const auto = await establish(`x-${tag}-auto`, { kinds, mode: "auto" });
+      metric(`x_${tag}_auto_setup_ms`, `start_to_video=${auto.startToVideoMs} with_browser_launch=${Date.now() - t1}`);
+      for (const c of [auto.A, auto.B]) assert.equal((await callStats(c)).connectionState, "connected", `${c.label}: connected in Auto mode`);
+      await Promise.all([assertFramesGrowing(auto.A), assertFramesGrowing(auto.B)]);
+      await assertEqualSafetyCodes([auto.A, auto.B]);
+    } else if (tag === "fc") {
+      await A.page.click("#hangup");
+      await waitState(B, "peer-left");
+      await waitState(A, ["ended", "ready", "idle"]);
+      await A.page.click("#start");
+      await waitState(A, "connected", 20_000);
+      await waitState(B, "connected", 20_000);
+      await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+      await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+      await assertRelayed(A, B);
+      await assertRelayed(B, A);
+      await assertEqualSafetyCodes([A, B]);
+    } else {
+      await B.page.reload();
+      if ((await waitState(B, ["ready", "joining", "preflight", "media", "waiting", "connecting", "connected"])) === "ready") await B.page.click("#start");
+      await waitState(B, "connected", 20_000);
+      await waitState(A, "connected", 20_000);
+      await Promise.all([waitRemoteVideo(A), waitRemoteVideo(B)]);
+      await Promise.all([assertFramesGrowing(A), assertFramesGrowing(B)]);
+      await assertRelayed(A, B);
+      await assertRelayed(B, A);
+      await assertEqualSafetyCodes([A, B]);
+    }
+  }, { timeout: 120_000 });
+}
 
 const noTurn = new Deployment({ name: "noturn", port: 8788, turn: false });
 

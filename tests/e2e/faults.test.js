@@ -53,14 +53,15 @@ after(async () => {
  * A relay-only call through the HTTPS site, with the server handing out only the `which`
  * (`udp` or `tls`) TURN URL: A generates a room, B joins by link.
  */
-async function establish(tag, which = "udp") {
+async function establish(tag, which = "udp", kinds = ["chromium", "chromium"]) {
   await dep.useServerConfig(which);
-  const A = await s.open(`${tag}-A`);
-  const B = await s.open(`${tag}-B`);
+  const A = await s.open(`${tag}-A`, { kind: kinds[0] });
+  const B = await s.open(`${tag}-B`, { kind: kinds[1] });
   const link = await startAsNewUser(A, dep.origin, { mode: "relay" });
-  await joinByInvite(B, A, link, { mode: "relay" });
-  for (const c of [A, B]) await assertRelayed(c);
-  return { A, B, link };
+  const startToVideoMs = await joinByInvite(B, A, link, { mode: "relay" });
+  await assertRelayed(A, B);
+  await assertRelayed(B, A);
+  return { A, B, link, startToVideoMs };
 }
 
 /**
@@ -206,44 +207,47 @@ test("the faults run in a loopback-only namespace with nftables available", () =
   assert.equal(r.stdout.trim(), "", "the namespace starts with no firewall rules");
 });
 
+/** Fault 1 with callers in `kinds` (A first). */
+async function sigkillFault(tag, kinds) {
+  const { A, B, link } = await establish(tag, "udp", kinds);
+  const pcMark = await Promise.all([A, B].map((c) => c.page.evaluate(() => Object.defineProperty(window, "__pcMark", { value: window.alisay.pc, configurable: true }) && true)));
+  assert.deepEqual(pcMark, [true, true]);
+  await Promise.all([A, B].map(startSampling));
+  await sleep(1500);
+  const marks = await Promise.all([A, B].map(traceMark));
+  const tFault = Date.now();
+  const exit = await dep.killServer();
+  assert.equal(exit.signal, "SIGKILL");
+  await sleep(1000);
+  const tEnd = Date.now();
+  await dep.startServer();
+  // Signaling recovers: a fresh `joined` on both pages, both connected again.
+  await pollUntil(
+    "both pages to rejoin after the restart",
+    async () => (await Promise.all([A, B].map((c, i) => traceSince(c, marks[i])))).every((t) => t.some((l) => / in joined$/.test(l))),
+    { timeoutMs: 20_000, everyMs: 100 },
+  );
+  await waitState(A, "connected", 10_000);
+  await waitState(B, "connected", 10_000);
+  const recoverMs = Date.now() - tEnd;
+  await sleep(2000);
+  const res = { A: analyse(await stopSampling(A), tFault - 500), B: analyse(await stopSampling(B), tFault - 500) };
+  const gap = report("sigkill", res, recoverMs, `server_down_ms=${tEnd - tFault}`);
+  for (const c of [A, B]) {
+    assert.equal(await c.page.evaluate(() => window.alisay.pc === window.__pcMark), true, `${c.label}: the RTCPeerConnection was replaced`);
+  }
+  assert.ok(gap < MAX_SIGNALING_FAULT_GAP_MS, `no new video frame for ${gap} ms across a SIGKILL of the signaling server`);
+  // The restarted server holds both callers again: a third one is refused as room-full.
+  const C = await s.open(`${tag}-C`);
+  await C.page.goto(link);
+  await waitState(C, "ready");
+  await C.page.click("#start");
+  await C.page.waitForSelector('#error[data-code="room-full"]', { state: "visible", timeout: 10_000 });
+}
+
 s.scenario(
   "fault 1. SIGKILL of alisay serve mid-call, restart after 1 s: media never stops, signaling recovers",
-  async () => {
-    const { A, B, link } = await establish("f1-kill");
-    const pcMark = await Promise.all([A, B].map((c) => c.page.evaluate(() => Object.defineProperty(window, "__pcMark", { value: window.alisay.pc, configurable: true }) && true)));
-    assert.deepEqual(pcMark, [true, true]);
-    await Promise.all([A, B].map(startSampling));
-    await sleep(1500);
-    const marks = await Promise.all([A, B].map(traceMark));
-    const tFault = Date.now();
-    const exit = await dep.killServer();
-    assert.equal(exit.signal, "SIGKILL");
-    await sleep(1000);
-    const tEnd = Date.now();
-    await dep.startServer();
-    // Signaling recovers: a fresh `joined` on both pages, both connected again.
-    await pollUntil(
-      "both pages to rejoin after the restart",
-      async () => (await Promise.all([A, B].map((c, i) => traceSince(c, marks[i])))).every((t) => t.some((l) => / in joined$/.test(l))),
-      { timeoutMs: 20_000, everyMs: 100 },
-    );
-    await waitState(A, "connected", 10_000);
-    await waitState(B, "connected", 10_000);
-    const recoverMs = Date.now() - tEnd;
-    await sleep(2000);
-    const res = { A: analyse(await stopSampling(A), tFault - 500), B: analyse(await stopSampling(B), tFault - 500) };
-    const gap = report("sigkill", res, recoverMs, `server_down_ms=${tEnd - tFault}`);
-    for (const c of [A, B]) {
-      assert.equal(await c.page.evaluate(() => window.alisay.pc === window.__pcMark), true, `${c.label}: the RTCPeerConnection was replaced`);
-    }
-    assert.ok(gap < MAX_SIGNALING_FAULT_GAP_MS, `no new video frame for ${gap} ms across a SIGKILL of the signaling server`);
-    // The restarted server holds both callers again: a third one is refused as room-full.
-    const C = await s.open("f1-kill-C");
-    await C.page.goto(link);
-    await waitState(C, "ready");
-    await C.page.click("#start");
-    await C.page.waitForSelector('#error[data-code="room-full"]', { state: "visible", timeout: 10_000 });
-  },
+  () => sigkillFault("f1-kill", ["chromium", "chromium"]),
   { timeout: 90_000 },
 );
 
@@ -302,8 +306,8 @@ s.scenario(
  * A TURN fault: `inflict()` breaks the relay path and resolves when the fault is over; then
  * media must flow again on both pages within {@link MAX_TURN_RECOVERY_MS}.
  */
-async function turnFault(name, tag, which, inflict) {
-  const { A, B } = await establish(tag, which);
+async function turnFault(name, tag, which, inflict, kinds = ["chromium", "chromium"]) {
+  const { A, B } = await establish(tag, which, kinds);
   await Promise.all([A, B].map(startSampling));
   await sleep(1500);
   const marks = await Promise.all([A, B].map(traceMark));
@@ -330,10 +334,9 @@ async function turnFault(name, tag, which, inflict) {
   report(name, res, recoverMs, `fault_ms=${tEnd - tFault} ice_restart=${restarted.join("/")} refresh_ice=${refreshed.join("/")}${extra ? ` ${extra}` : ""}`);
   if (waitError) throw new Error(`${waitError.message}; connection/ICE states seen: A ${res.A.states.join(" > ")}, B ${res.B.states.join(" > ")}; ICE restart A/B ${restarted.join("/")}; refresh-ice A/B ${refreshed.join("/")}`);
   assert.ok(recoverMs <= MAX_TURN_RECOVERY_MS, `media resumed ${recoverMs} ms after the fault ended (bound ${MAX_TURN_RECOVERY_MS} ms); connection/ICE states A ${res.A.states.join(" > ")}, B ${res.B.states.join(" > ")}; ICE restart A/B ${restarted.join("/")}`);
-  for (const c of [A, B]) {
-    await waitState(c, "connected", 10_000);
-    await assertRelayed(c);
-  }
+  for (const c of [A, B]) await waitState(c, "connected", 10_000);
+  await assertRelayed(A, B);
+  await assertRelayed(B, A);
   return { res, restarted, refreshed };
 }
 
@@ -373,3 +376,43 @@ for (const [which, what] of [["udp", "TURN over UDP"], ["tls", "TURN over TLS"]]
     { timeout: 120_000 },
   );
 }
+
+// Firefox (issue 14): one fault per pair with Firefox, both as first caller, over the HTTPS
+// site (each Firefox profile trusts the test CA): cf a SIGKILL of alisay serve, fc a coturn
+// restart (TURN over UDP), ff the network to TURN over TLS dropped for 5 s.
+s.scenario(
+  "fault 1-cf. chromium calls firefox; SIGKILL of alisay serve mid-call: media never stops, signaling recovers",
+  () => sigkillFault("f1-kill-cf", ["chromium", "firefox"]),
+  { timeout: 120_000 },
+);
+
+s.scenario(
+  "fault 3a-fc. firefox calls chromium; coturn restarted mid-call, TURN over UDP: media resumes within 10 s",
+  async () => {
+    await turnFault("coturn_restart_udp_fc", "f3-coturn-udp-fc", "udp", async () => {
+      const exit = await dep.coturn.stop(10_000);
+      await sleep(COTURN_DOWN_MS);
+      await dep.startCoturn();
+      return `coturn_exit=${exit.code ?? exit.signal}`;
+    }, ["firefox", "chromium"]);
+  },
+  { timeout: 120_000 },
+);
+
+s.scenario(
+  "fault 4b-ff. firefox calls firefox; the network to TURN over TLS dropped for 5 s: media resumes within 10 s of the network's return",
+  async () => {
+    let dropped = 0;
+    await turnFault("turn_drop_tls_ff", "f4-drop-tls-ff", "tls", async () => {
+      dropTurn(true);
+      try {
+        await sleep(5000);
+      } finally {
+        dropped = dropTurn(false);
+      }
+      return `packets_dropped=${dropped}`;
+    }, ["firefox", "firefox"]);
+    assert.ok(dropped > 0, "the nftables rules dropped TURN packets while in place");
+  },
+  { timeout: 120_000 },
+);

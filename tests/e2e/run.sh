@@ -6,7 +6,10 @@
 # Usage (from anywhere, as root):  bash tests/e2e/run.sh [FILE.test.js ...] [node --test options]
 # (no file named: every *.test.js in tests/e2e, one file at a time)
 # Needs: `cargo build --release` done (or ALISAY_BIN=/path/to/alisay), and the Debian packages
-# chromium and coturn. Runs `npm ci` here if node_modules is missing. Logs: tests/e2e/out/.
+# chromium, firefox-esr and coturn. The namespace's only route is `default dev lo src 127.0.0.1`:
+# without a default route headless Firefox gathers no ICE candidate at all ("failed to find
+# default addresses"); with it, still nothing can leave (TESTING.md). Runs `npm ci` here if
+# node_modules is missing. Logs: tests/e2e/out/.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,10 +21,12 @@ if [ "${ALISAY_E2E_IN_NETNS:-}" != 1 ]; then
   [ "$(id -u)" = 0 ] || fail "must run as root (it creates a network namespace with unshare -n)"
   [ -x "$ALISAY_BIN" ] || fail "no alisay binary at $ALISAY_BIN (run cargo build --release or set ALISAY_BIN)"
   [ -x /usr/bin/chromium ] || fail "no /usr/bin/chromium (apt-get install chromium)"
+  [ -x /usr/bin/firefox-esr ] || fail "no /usr/bin/firefox-esr (apt-get install firefox-esr)"
   command -v turnserver >/dev/null || fail "no turnserver (apt-get install coturn)"
   node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
   [ "$node_major" -ge 20 ] || fail "needs Node.js >= 20 (playwright-core requires it; found $(node --version 2>/dev/null || echo none))"
-  if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/ws" ]; then
+  if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/ws" ] ||
+     [ ! -d "$here/node_modules/puppeteer-core" ]; then
     npm ci --prefix "$here" --no-audit --no-fund
   fi
   rm -rf "$here/out"
@@ -34,6 +39,7 @@ if [ "${ALISAY_E2E_IN_NETNS:-}" != 1 ]; then
   ALISAY_E2E_IN_NETNS=1 ALISAY_E2E_PRIVATE_TMP=$private_tmp timeout --kill-after=10 1200 \
     unshare --net --pid --fork --kill-child --mount-proc -- \
     sh -c 'ip link set lo up &&
+      ip route add default dev lo src 127.0.0.1 &&
       { [ "$ALISAY_E2E_PRIVATE_TMP" != 1 ] || mount -t tmpfs -o mode=1777 e2e-tmp /tmp; } &&
       exec bash "$0" "$@"' \
     "$here/run.sh" "$@"

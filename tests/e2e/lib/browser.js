@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
+import { launchFirefox, recordedFrames } from "./firefox.js";
 import { OUT_DIR, redact } from "./harness.js";
 
 /** Debian's Chromium; never a downloaded browser. */
@@ -169,7 +170,33 @@ export class Caller {
     return c;
   }
 
-  constructor(context, page, label) {
+  /**
+   * A caller in a Firefox process of its own (lib/firefox.js), with the same page API.
+   * @param {string} label
+   * @param {{caPem?: string}} [o] a test CA its profile trusts (lib/tls.js)
+   */
+  static async openFirefox(label, { caPem } = {}) {
+    const { browser, page, profile } = await launchFirefox({ caPem });
+    page.setDefaultTimeout(15_000);
+    const context = {
+      close: async () => {
+        await browser.close().catch(() => {});
+        fs.rmSync(profile, { recursive: true, force: true });
+      },
+    };
+    const c = new Caller(context, page, label, "firefox");
+    await page.addInitScript(signalingTrace);
+    return c;
+  }
+
+  /**
+   * @param {object} context has `close()`
+   * @param {object} page a Playwright page, or a {@link import("./firefox.js").FirefoxPage}
+   * @param {string} label
+   * @param {"chromium"|"firefox"} [kind]
+   */
+  constructor(context, page, label, kind = "chromium") {
+    this.kind = kind;
     this.context = context;
     this.page = page;
     this.label = label;
@@ -186,7 +213,12 @@ export class Caller {
     this.wire = [];
     page.on("request", (r) => {
       this.wire.push(["url", r.url().split("#")[0]]);
-      const body = r.postData();
+      let body;
+      try {
+        body = r.postData();
+      } catch {
+        body = undefined; // not offered over WebDriver BiDi; POST /rooms carries only the room id
+      }
       if (body) this.wire.push(["body", body]);
     });
     page.on("websocket", (ws) => {
@@ -203,6 +235,11 @@ export class Caller {
 
   /** Dumps the signaling trace and the visible state into the console log file. */
   async dumpDiagnostics(note = "") {
+    if (this.kind === "firefox") {
+      // Frames recorded inside the page (BiDi has no WebSocket events): replace, never add twice.
+      const frames = await recordedFrames(this.page);
+      if (frames.length) this.wire = this.wire.filter(([k]) => k !== "frame").concat(frames.map((f) => ["frame", f]));
+    }
     try {
       const d = await this.page.evaluate(() => ({
         trace: window.__sigTrace || [],

@@ -113,15 +113,24 @@ export async function callStats(c) {
       if (s.type === "transport" && s.selectedCandidatePairId) pair = byId.get(s.selectedCandidatePairId) ?? pair;
     }
     if (!pair) {
+      // Firefox has no transport stats: its selected pair says so itself.
+      for (const s of byId.values()) if (s.type === "candidate-pair" && s.selected) pair = s;
+    }
+    if (!pair) {
       for (const s of byId.values()) if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
     }
     const local = pair ? byId.get(pair.localCandidateId) : null;
     const remote = pair ? byId.get(pair.remoteCandidateId) : null;
     const localTypes = new Set();
     const remoteTypes = new Set();
+    const at = (s) => `${s.address ?? s.ip}:${s.port}`;
+    const localRelays = [];
+    const remotePrflx = [];
     for (const s of byId.values()) {
       if (s.type === "local-candidate") localTypes.add(s.candidateType);
       if (s.type === "remote-candidate") remoteTypes.add(s.candidateType);
+      if (s.type === "local-candidate" && s.candidateType === "relay") localRelays.push(at(s));
+      if (s.type === "remote-candidate" && s.candidateType === "prflx") remotePrflx.push(at(s));
     }
     let framesDecoded = 0;
     let audioPackets = 0;
@@ -141,6 +150,9 @@ export async function callStats(c) {
       audioPackets,
       allLocalTypes: [...localTypes].sort(),
       allRemoteTypes: [...remoteTypes].sort(),
+      remoteAddress: remote ? at(remote) : null,
+      localRelays,
+      remotePrflx,
     };
   });
 }
@@ -169,17 +181,35 @@ export async function waitRemoteVideo(c, timeoutMs = 15_000) {
   }
 }
 
-/** Asserts both local and remote candidates of the selected pair are TURN relays. */
-export async function assertRelayed(c) {
+/**
+ * Asserts both local and remote candidates of the selected pair are TURN relays. Firefox
+ * sometimes lists a peer-reflexive remote candidate in a Relay-only call: the peer's relay
+ * address, learnt from a connectivity check before the relay candidate itself arrived. Such a
+ * candidate counts as a relay only when `peer` is given and its address and port are one of
+ * the relay addresses the server allocated to `peer` (its own local relay candidates); every
+ * other peer-reflexive candidate fails, as does any host or server-reflexive one.
+ * @param {Caller} c
+ * @param {Caller} [peer] the other caller of the call
+ */
+export async function assertRelayed(c, peer) {
   const s = await callStats(c);
   assert.ok(s.pc, `${c.label}: window.alisay.pc is null in a call`);
   assert.equal(s.connectionState, "connected", `${c.label}: peer connection state`);
   assert.ok(s.pairState, `${c.label}: a selected candidate pair`);
   assert.equal(s.localType, "relay", `${c.label}: local candidate of the selected pair must be relay (got ${s.localType})`);
-  assert.equal(s.remoteType, "relay", `${c.label}: remote candidate of the selected pair must be relay (got ${s.remoteType})`);
   // Relay-only hides both addresses: no host or server-reflexive candidate on either side.
   assert.deepEqual(s.allLocalTypes, ["relay"], `${c.label}: every local candidate is a relay`);
-  assert.deepEqual(s.allRemoteTypes, ["relay"], `${c.label}: every candidate received from the peer is a relay`);
+  let remoteTypes = s.allRemoteTypes;
+  let selectedRemote = s.remoteType;
+  if (s.remotePrflx.length > 0 && peer) {
+    const peerRelays = new Set((await callStats(peer)).localRelays);
+    const foreign = s.remotePrflx.filter((a) => !peerRelays.has(a));
+    assert.deepEqual(foreign, [], `${c.label}: peer-reflexive remote candidates that are not relay addresses of the server allocated to ${peer.label} (${peerRelays.size} known)`);
+    remoteTypes = [...new Set(remoteTypes.map((t) => (t === "prflx" ? "relay" : t)))].sort();
+    if (selectedRemote === "prflx") selectedRemote = "relay";
+  }
+  assert.equal(selectedRemote, "relay", `${c.label}: remote candidate of the selected pair must be relay (got ${s.remoteType})`);
+  assert.deepEqual(remoteTypes, ["relay"], `${c.label}: every candidate received from the peer is a relay`);
   return s;
 }
 
@@ -261,4 +291,29 @@ export function assertNoTokenOnTheWire(c) {
     if (kind === "frame" && roomIds.some((id) => text.includes(id))) framesWithRoomId += 1;
   }
   return framesWithRoomId;
+}
+
+/** The browser pairs besides Chromium↔Chromium, first caller first (issue 14). */
+export const FIREFOX_PAIRS = [
+  ["chromium", "firefox"],
+  ["firefox", "chromium"],
+  ["firefox", "firefox"],
+];
+
+/** A short tag for a pair: `cf`, `fc`, `ff`. */
+export const pairTag = ([a, b]) => `${a[0]}${b[0]}`;
+
+/**
+ * Waits until `#safety-code` shows on every caller and returns the texts; asserts they are
+ * six digits shown as "123 456" and equal on all pages (an honest call).
+ */
+export async function assertEqualSafetyCodes(callers) {
+  const codes = [];
+  for (const c of callers) {
+    await c.page.waitForSelector("#safety-code", { state: "visible", timeout: 15_000 });
+    codes.push((await c.page.textContent("#safety-code")).trim());
+  }
+  for (const [i, code] of codes.entries()) assert.match(code, /^\d{3} \d{3}$/, `${callers[i].label}: the safety code is shown as "123 456"`);
+  assert.ok(codes.every((x) => x === codes[0]), `the safety codes differ on an honest call: ${callers.map((c, i) => `${c.label}=${codes[i]}`).join(" ")}`);
+  return codes[0];
 }

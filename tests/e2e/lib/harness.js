@@ -63,6 +63,33 @@ export function redact(text) {
   return s.replace(/(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g, "<token?>").replace(/(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])/g, "<room-id?>");
 }
 
+/**
+ * Removes secrets (see {@link redact}) from a failing test's error before the runner prints it:
+ * its message, its stack and Playwright's `log` lines (a `page.goto(link)` that times out names
+ * the URL, invite fragment included).
+ * @param {Error & {log?: string[]}} e
+ * @returns {Error} the same error
+ */
+export function redactError(e) {
+  if (!e || typeof e !== "object") return e;
+  if (typeof e.message === "string") e.message = redact(e.message);
+  if (typeof e.stack === "string") e.stack = redact(e.stack);
+  if (Array.isArray(e.log)) e.log = e.log.map((l) => redact(l));
+  return e;
+}
+
+/**
+ * Refuses to go on outside the namespace `run.sh` makes (importing a test file directly would
+ * otherwise run it on the machine's own network). Used where a browser is started that would
+ * otherwise reach out on its own (Firefox); the deployments do not call it, since network labs
+ * start them in namespaces of their own.
+ */
+export function assertInNamespace() {
+  if (process.env.ALISAY_E2E_IN_NETNS !== "1") {
+    throw new Error("run the e2e tests with `bash tests/e2e/run.sh` (a loopback-only network namespace)");
+  }
+}
+
 /** `sha256(token)` as lowercase hex: the room id (SPEC §2). */
 export function roomIdOf(token) {
   return crypto.createHash("sha256").update(token, "ascii").digest("hex");

@@ -13,7 +13,7 @@ import { test } from "node:test";
 
 import { Caller } from "./browser.js";
 import { assertNoTokenOnTheWire, describePages } from "./call.js";
-import { ALISAY_BIN, Deployment, OUT_DIR, Proc, alisayEnv, pollUntil, redact, tcpOpen } from "./harness.js";
+import { ALISAY_BIN, alisayEnv, Deployment, OUT_DIR, pollUntil, Proc, redact, redactError, tcpOpen } from "./harness.js";
 
 /** Debian's nginx; `ALISAY_E2E_NGINX` overrides. */
 export const NGINX = process.env.ALISAY_E2E_NGINX || "/usr/sbin/nginx";
@@ -308,10 +308,11 @@ export class Scenarios {
   /**
    * A caller in a fresh context of `browser` (default: the suite's browser).
    * @param {string} label
-   * @param {{browser?: import("playwright-core").Browser, context?: object}} [o]
+   * @param {{browser?: import("playwright-core").Browser, context?: object, kind?: string}} [o]
+   *     `kind: "firefox"`: a Firefox process of its own whose profile trusts the site's test CA
    */
-  async open(label, { browser, context } = {}) {
-    const c = await Caller.open(browser ?? this.browser(), label, context);
+  async open(label, { browser, context, kind = "chromium" } = {}) {
+    const c = kind === "firefox" ? await Caller.openFirefox(label, { caPem: this.dep.pki?.caPem }) : await Caller.open(browser ?? this.browser(), label, context);
     this.callers.push(c);
     return c;
   }
@@ -350,6 +351,7 @@ export class Scenarios {
         const pages = await describePages(this.callers);
         const d = this.dep;
         e.message = `${e.message}\n-- pages:\n${pages}\n-- end of out/${path.basename(d.alisayLog)}:\n${tail(d.alisayLog, 15)}\n-- end of out/${path.basename(d.errorLog)}:\n${tail(d.errorLog, 8)}\n-- logs: tests/e2e/out/`;
+        redactError(e);
         throw e;
       } finally {
         this.mark(`scenario ends: ${name}`);
