@@ -492,8 +492,14 @@ in
     (lib.mkIf (cfg.coturn.enable && hostFirewall) {
       # Its own table only (`inet alisay_coturn`), loaded and deleted by the unit. A ruleset
       # reloaded with `flush ruleset` (networking.nftables.flushRuleset, the default with
-      # networking.nftables.enable) removes it until alisay-coturn restarts; see docs/deploy.md.
+      # networking.nftables.enable) removes it: a reload of nftables.service propagates to
+      # alisay-coturn, whose reload loads the table again (the same drop-in as the Ansible
+      # role's alisay-nftables.conf); see docs/deploy.md, "The host firewall".
       environment.etc.${lib.removePrefix "/etc/" nftPath}.source = nftTable;
+      systemd.services.alisay-coturn = {
+        unitConfig.ReloadPropagatedFrom = [ "nftables.service" ];
+        serviceConfig.ExecReload = "+${pkgs.nftables}/bin/nft -f ${nftPath}";
+      };
     })
 
     (lib.mkIf cfg.nginx.enable {
