@@ -459,7 +459,13 @@ in
         }
       ];
 
-      environment.etc.${lib.removePrefix "/etc/" configPath}.source = configFile;
+      # A root-only copy (0600), as on every other host: the units read it through
+      # LoadCredential= (as root). The store path it comes from is world-readable, which is why
+      # no secret may be in `settings` (see the option's description).
+      environment.etc.${lib.removePrefix "/etc/" configPath} = {
+        source = configFile;
+        mode = "0600";
+      };
       # `alisay check --config /etc/alisay/alisay.yaml` and `alisay room new` for the admin.
       environment.systemPackages = [ cfg.package ];
 
