@@ -741,8 +741,8 @@ live_state >"$WORK/live.before-check"
 apply check-diff --check --diff -e "{\"alisay_config\": {\"mode\": \"production\", \"public_origin\": \"https://localhost:8443\", \"server\": {\"listen\": \"127.0.0.1:8787\"}, \"turn\": {\"urls\": [\"turn:localhost:3578?transport=udp\", \"turn:localhost:3578?transport=tcp\"], \"listening_port\": 3578, \"max_port\": 49210, $GOOD_TURN}, $GOOD_NGINX}}"
 CHECK_TIME=$SECONDS_TAKEN CHECK_CHANGED=$RECAP_CHANGED
 [[ $APPLY_RC -eq 0 ]] || { cat "$WORK/check-diff.log"; fail "--check --diff failed (rc $APPLY_RC)"; }
-grep -q '^+max-port=49210' "$WORK/check-diff.log" || { cat "$WORK/check-diff.log"; fail "--check --diff does not show the coturn config's diff"; }
-grep -q '^-max-port=49200' "$WORK/check-diff.log" || fail "--check --diff does not show the old line"
+grep -qF '"+max-port=49210"' "$WORK/check-diff.log" || { cat "$WORK/check-diff.log"; fail "--check --diff does not show the coturn config's diff"; }
+grep -qF '"-max-port=49200"' "$WORK/check-diff.log" || fail "--check --diff does not show the old line"
 live_state >"$WORK/live.after-check"
 diff -u "$WORK/live.before-check" "$WORK/live.after-check" || fail "--check --diff changed the host"
 assert_no_secret_in "$WORK/check-diff.log"

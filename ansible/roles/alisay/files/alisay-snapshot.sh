@@ -80,6 +80,8 @@ restore)
         [[ $unit == alisay-coturn.service && $restart_coturn == 1 ]] && want=1
         if [[ $state == active ]]; then
             if [[ $want == 1 || $(systemctl is-active "$unit" || true) != active ]]; then
+                # A unit that crashed in a loop may have hit its start limit.
+                systemctl reset-failed "$unit" 2>/dev/null || true
                 systemctl restart "$unit"
                 echo "restarted $unit"
             fi
