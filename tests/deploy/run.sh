@@ -584,8 +584,11 @@ live_state >"$WORK/live.before"
 say "apply with an invalid config (http:// origin in production): must fail in staging"
 apply bad-config -e '{"alisay_config": {"mode": "production", "public_origin": "http://localhost:8443", "turn": {"secret_file": "/etc/alisay/turn-secret"}}}'
 [[ $APPLY_RC -ne 0 ]] || { cat "$WORK/bad-config.log"; fail "an invalid config did not fail the play"; }
-grep -q "public_origin" "$WORK/bad-config.log" && grep -q "the variable alisay_config" "$WORK/bad-config.log" && ! grep -q "/var/lib/alisay-deploy/alisay.yaml" "$WORK/bad-config.log" ||
-    { cat "$WORK/bad-config.log"; fail "the failure does not name public_origin"; }
+if ! grep -q "public_origin" "$WORK/bad-config.log" || ! grep -q "the variable alisay_config" "$WORK/bad-config.log" ||
+    grep -q "/var/lib/alisay-deploy/alisay.yaml" "$WORK/bad-config.log"; then
+    cat "$WORK/bad-config.log"
+    fail "the failure does not name public_origin in the variable alisay_config (or names the staged file)"
+fi
 live_state >"$WORK/live.after-bad-config"
 diff -u "$WORK/live.before" "$WORK/live.after-bad-config" || fail "the invalid config changed live files"
 show_failure bad-config
@@ -768,8 +771,10 @@ apply repair
 REPAIR_TIME=$SECONDS_TAKEN REPAIR_CHANGED=$RECAP_CHANGED
 [[ $APPLY_RC -eq 0 ]] || { cat "$WORK/repair.log"; fail "the run after the firewall restart failed"; }
 if [[ $table_missing == yes ]]; then
-    grep -q 'REPAIRED: the table inet alisay_coturn was missing' "$WORK/repair.log" && [[ $REPAIR_CHANGED == 1 ]] ||
-        { cat "$WORK/repair.log"; fail "the run did not repair coturn's missing table (changed=$REPAIR_CHANGED)"; }
+    if ! grep -q 'REPAIRED: the table inet alisay_coturn was missing' "$WORK/repair.log" || [[ $REPAIR_CHANGED != 1 ]]; then
+        cat "$WORK/repair.log"
+        fail "the run did not repair coturn's missing table (changed=$REPAIR_CHANGED)"
+    fi
 else
     [[ $REPAIR_CHANGED == 0 ]] || { cat "$WORK/repair.log"; fail "the table survived, yet the run changed $REPAIR_CHANGED"; }
 fi

@@ -49,7 +49,7 @@ def host_sockets():
             continue
         for line in lines:
             f = line.split()
-            local, remote, state, inode = f[1], f[2], f[3], f[9]
+            local, state, inode = f[1], f[3], f[9]
             # TCP: 0A = LISTEN. UDP: 07 = not connected (a connected UDP socket is a client).
             if (proto == "tcp" and state != "0A") or (proto == "udp" and state != "07"):
                 continue
