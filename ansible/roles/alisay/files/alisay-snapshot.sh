@@ -27,7 +27,8 @@ save)
     : >"$dir/present"
     for f in "$@"; do
         if [[ -e $f || -L $f ]]; then
-            cp -a --parents "$f" "$dir/files/"
+            mkdir -p "$dir/files$(dirname "$f")"
+            cp -a "$f" "$dir/files$f"
             echo "$f" >>"$dir/present"
         else
             echo "$f" >>"$dir/absent"
@@ -39,7 +40,7 @@ save)
     echo "saved $(wc -l <"$dir/present") files of the current deployment"
     ;;
 restore)
-    [[ -f $dir/present ]] || { echo "no snapshot in $dir"; exit 1; }
+    [[ -f $dir/units ]] || { echo "no complete snapshot in $dir: nothing was restored" >&2; exit 1; }
     restart_server=0 restart_coturn=0 reload_nginx=0
     changed() {
         case $1 in
