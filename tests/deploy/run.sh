@@ -814,7 +814,7 @@ in_host sh -c '
     ls -d /etc/alisay /var/lib/alisay /var/lib/alisay-deploy /run/alisay-coturn 2>/dev/null
     nft list tables | grep alisay
     systemctl list-units --all --no-legend --plain "alisay*" | cut -d" " -f1
-' | grep -v -e 'alisay-deploy-test-ca' -e '^/root/stun-' | sort >"$WORK/leftovers" || true
+' | grep -v -e 'alisay-deploy-test-ca' -e '^/root/stun-' -e '^/\.alisay-test-tree-' | sort >"$WORK/leftovers" || true
 cat "$WORK/leftovers"
 printf '%s\n' /var/log/nginx/alisay.access.log /var/log/nginx/alisay.error.log | sort >"$WORK/leftovers.documented"
 diff -u "$WORK/leftovers.documented" "$WORK/leftovers" || fail "the uninstall left something the docs do not list"

@@ -127,17 +127,19 @@ def held(listeners):
 
 def preflight(path):
     listeners = load(path)
-    clashes = []
+    found = {}
     for want, addr, port, (pid, comm, unit) in held(listeners):
         if unit in OWN_UNITS:
             continue
         if want["shared_by_nginx"] and unit == "nginx.service":
             continue
-        line = ("%s/%s (%s) is already held by %s (PID %d, unit %s) on %s: "
-                "change %s in alisay.yaml, or stop that service"
-                % (port, want["protocol"], want["key"], comm, pid, unit, addr, want["key"]))
-        if line not in clashes:
-            clashes.append(line)
+        addrs = found.setdefault((port, want["protocol"], want["key"], comm, pid, unit), [])
+        if addr not in addrs:
+            addrs.append(addr)
+    clashes = ["%s/%s (%s) is already held by %s (PID %d, unit %s) on %s: "
+               "change %s in alisay.yaml, or stop that service"
+               % (port, proto, key, comm, pid, unit, ", ".join(addrs), key)
+               for (port, proto, key, comm, pid, unit), addrs in found.items()]
     if clashes:
         print("Pre-flight: the new config needs ports other programs hold (nothing was changed):")
         for line in clashes:
