@@ -460,7 +460,13 @@ in
         }
       ];
 
-      environment.etc.${lib.removePrefix "/etc/" configPath}.source = configFile;
+      # A root-only copy (0600), as on every other host: the units read it through
+      # LoadCredential= (as root). The store path it comes from is world-readable, which is why
+      # no secret may be in `settings` (see the option's description).
+      environment.etc.${lib.removePrefix "/etc/" configPath} = {
+        source = configFile;
+        mode = "0600";
+      };
       # `alisay check --config /etc/alisay/alisay.yaml` and `alisay room new` for the admin.
       environment.systemPackages = [ cfg.package ];
 
@@ -493,8 +499,14 @@ in
     (lib.mkIf (cfg.coturn.enable && hostFirewall) {
       # Its own table only (`inet alisay_coturn`), loaded and deleted by the unit. A ruleset
       # reloaded with `flush ruleset` (networking.nftables.flushRuleset, the default with
-      # networking.nftables.enable) removes it until alisay-coturn restarts; see docs/deploy.md.
+      # networking.nftables.enable) removes it: a reload of nftables.service propagates to
+      # alisay-coturn, whose reload loads the table again (the same drop-in as the Ansible
+      # role's alisay-nftables.conf); see docs/deploy.md, "The host firewall".
       environment.etc.${lib.removePrefix "/etc/" nftPath}.source = nftTable;
+      systemd.services.alisay-coturn = {
+        unitConfig.ReloadPropagatedFrom = [ "nftables.service" ];
+        serviceConfig.ExecReload = "+${pkgs.nftables}/bin/nft -f ${nftPath}";
+      };
     })
 
     (lib.mkIf cfg.nginx.enable {

@@ -10,8 +10,10 @@ let
   # The newest `rust-version` among the locked dependencies (tests/nix/check.sh keeps this in
   # step with Cargo.lock). NixOS 25.05 ships rustc 1.86, which is too old; 25.11 is new enough.
   msrv = "1.88";
-  # The compiler of the rustPlatform in use (`rustc`, the default one, if it does not say).
-  rustcVersion = rustPlatform.rust.rustc.version or rustc.version;
+  # The compiler the package is built with: nixpkgs' default `rustc`, the one its default
+  # rustPlatform uses. (`rustPlatform.rust.rustc` printed a deprecation warning at every
+  # evaluation; pass another `rustc` together with another `rustPlatform` to change both.)
+  rustcVersion = rustc.version;
 
   # Only what the crate is built from, so that editing docs, tests or the NixOS files does not
   # rebuild the package. `lib.fileset` fails loudly if one of these paths disappears.

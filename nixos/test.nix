@@ -254,6 +254,15 @@ pkgs.testers.runNixOSTest {
           # coturn's runtime copy exists only on its private tmpfs, mode 0600.
           server.succeed("test \"$(stat -c %a /run/alisay-coturn/turnserver.conf)\" = 600")
 
+      with subtest("alisay.yaml is root's only, as on every other host"):
+          server.succeed("test \"$(stat -L -c '%a %U' /etc/alisay/alisay.yaml)\" = '600 root'")
+
+      with subtest("a reload of the host's nftables.service brings coturn's table back"):
+          server.succeed("nft list table inet alisay_coturn")
+          server.succeed("systemctl reload nftables.service || nft flush ruleset")
+          server.succeed("systemctl reload alisay-coturn.service")
+          server.succeed("nft list table inet alisay_coturn")
+
       with subtest("systemd-analyze security rates alisay.service as hardened"):
           server.succeed("systemd-analyze security --threshold=20 alisay.service")
 

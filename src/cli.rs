@@ -38,6 +38,18 @@ enum Command {
         /// Show allowlisted room ids as 8-hex prefixes instead of a count.
         #[arg(long)]
         show_room_prefixes: bool,
+        /// Print the listeners a deployment of this config opens (port, protocol, addresses,
+        /// unit, config key) and the ports to open in the host firewall, instead of the config.
+        #[arg(long)]
+        listeners: bool,
+        /// With --listeners: print them as JSON (what the Ansible role's pre-flight reads).
+        #[arg(long, requires = "listeners")]
+        json: bool,
+        /// With --listeners: from this machine (run it OUTSIDE the host), check that every
+        /// public TURN and nginx port of HOST answers (STUN binding over UDP, TCP connect);
+        /// exits 1 naming each port the host firewall must open.
+        #[arg(long, requires = "listeners", value_name = "HOST")]
+        reach: Option<String>,
     },
     /// Write the Nginx site, the coturn config and the systemd units for this config.
     Render {
@@ -70,8 +82,12 @@ enum RoomCommand {
     /// Print a fresh token, its invite link and its room id (for `rooms.allowlist`).
     New {
         /// Build the invite link for this config's `public_origin`.
-        #[arg(long, short)]
+        #[arg(long, short, conflicts_with = "origin")]
         config: Option<PathBuf>,
+        /// Build the invite link for this origin instead (e.g. `https://call.example.org`,
+        /// when the config lives in Ansible variables). One of --config or --origin is needed.
+        #[arg(long)]
+        origin: Option<String>,
     },
     /// Print the room id of a token (read from standard input if not given).
     Id { token: Option<String> },
@@ -91,7 +107,21 @@ pub fn main() -> ExitCode {
         Command::Check {
             config,
             show_room_prefixes,
+            listeners,
+            json,
+            reach,
         } => match load(Some(&config)) {
+            Ok(c) if listeners => {
+                if json {
+                    print!("{}", c.listeners_json());
+                } else {
+                    print!("{}", c.listeners_text());
+                }
+                match reach {
+                    Some(host) => crate::reach::main(&c, &host),
+                    None => ExitCode::SUCCESS,
+                }
+            }
             Ok(c) => {
                 print!("{}", c.effective_yaml(show_room_prefixes));
                 ExitCode::SUCCESS
@@ -140,17 +170,36 @@ pub fn main() -> ExitCode {
 
 fn room(command: RoomCommand) -> ExitCode {
     match command {
-        RoomCommand::New { config } => {
-            let config = match load(config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
+        RoomCommand::New { config, origin } => {
+            // Without either, the link would silently name the development default's
+            // http://127.0.0.1:8787, which nobody else can open.
+            let origin = match (config, origin) {
+                (Some(path), _) => match load(Some(&path)) {
+                    Ok(c) => c.public_origin,
+                    Err(code) => return code,
+                },
+                (None, Some(origin)) => {
+                    let o = origin.trim_end_matches('/');
+                    if !(o.starts_with("https://") || o.starts_with("http://")) || o.contains('#') {
+                        eprintln!(
+                            "alisay room new: --origin must be an origin such as \
+                             https://call.example.org, not `{origin}`"
+                        );
+                        return ExitCode::from(EX_USAGE);
+                    }
+                    o.to_owned()
+                }
+                (None, None) => {
+                    eprintln!(
+                        "alisay room new: give --config FILE (the link uses its public_origin) \
+                         or --origin https://your.site"
+                    );
+                    return ExitCode::from(EX_USAGE);
+                }
             };
             let token = crate::room::new_token();
             println!("token:   {token}");
-            println!(
-                "invite:  {}",
-                crate::room::invite_link(&config.public_origin, &token)
-            );
+            println!("invite:  {}", crate::room::invite_link(&origin, &token));
             println!("room id: {}", crate::room::room_id(&token));
             println!("# Add the room id to rooms.allowlist; send the invite link to both callers.");
             println!("# All three lines are secrets: whoever has one can join the room.");

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod probe;
+pub mod reach;
 pub mod render;
 pub mod room;
 pub mod server;

@@ -880,3 +880,181 @@ fn the_shipped_schema_file_is_current() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The listeners a deployment opens (`alisay check --listeners`): the list the Ansible role's
+// pre-flight and an administrator opening the host firewall both use.
+
+#[test]
+fn alisay_check_listeners_lists_every_port_with_its_key_and_unit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("alisay.yaml");
+    let yaml = merged(
+        PRODUCTION,
+        "server: {metrics_listen: '127.0.0.1:9100'}\n\
+         turn: {tls_cert: /etc/ssl/alisay/fullchain.pem, tls_key: /etc/ssl/alisay/privkey.pem, \
+         tls_listening_port: 5349, relay_ips: ['192.0.2.10'], allowed_peer_ips: ['192.0.2.10']}",
+    );
+    std::fs::write(&file, yaml).expect("write config");
+    let file = file.to_str().expect("utf-8 path");
+
+    let out = alisay(&["check", "--config", file, "--listeners", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows: Vec<String> = json["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {}-{}/{} {} {}",
+                l["key"].as_str().unwrap(),
+                l["port_min"],
+                l["port_max"],
+                l["protocol"].as_str().unwrap(),
+                l["unit"].as_str().unwrap(),
+                l["addresses"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "server.listen 8787-8787/tcp alisay.service [\"127.0.0.1\"]",
+            "server.metrics_listen 9100-9100/tcp alisay.service [\"127.0.0.1\"]",
+            "nginx.https_port 443-443/tcp nginx.service []",
+            "nginx.http_port 80-80/tcp nginx.service []",
+            "turn.listening_port 3478-3478/udp alisay-coturn.service []",
+            "turn.listening_port 3478-3478/tcp alisay-coturn.service []",
+            "turn.tls_listening_port 5349-5349/tcp alisay-coturn.service []",
+            "turn.min_port 49160-49200/udp alisay-coturn.service [\"192.0.2.10\"]",
+        ]
+    );
+    assert_eq!(
+        json["firewall"],
+        serde_json::json!([
+            "443/tcp",
+            "80/tcp",
+            "3478/udp",
+            "3478/tcp",
+            "5349/tcp",
+            "49160-49200/udp"
+        ])
+    );
+
+    let out = alisay(&["check", "--config", file, "--listeners"]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        text.contains(
+            "# open in the host firewall: 443/tcp 80/tcp 3478/udp 3478/tcp 5349/tcp 49160-49200/udp"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("shared with the host's other nginx sites"),
+        "{text}"
+    );
+
+    // Without turn.tls_cert coturn opens no TLS listener, so the port is not listed.
+    let file2 = dir.path().join("plain.yaml");
+    std::fs::write(&file2, PRODUCTION).expect("write config");
+    let out = alisay(&["check", "--config", file2.to_str().unwrap(), "--listeners"]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(!text.contains("5349"), "{text}");
+}
+
+#[test]
+fn alisay_check_reach_names_each_port_the_firewall_must_open() {
+    // Ports nothing listens on, on loopback: a closed port answers like a firewalled one.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("alisay.yaml");
+    let yaml = merged(
+        PRODUCTION,
+        "turn: {listening_port: 39478}\nnginx: {https_port: 39443, http_port: 39080}",
+    );
+    std::fs::write(&file, yaml).expect("write config");
+    let out = alisay(&[
+        "check",
+        "--config",
+        file.to_str().unwrap(),
+        "--listeners",
+        "--reach",
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    for port in ["39478/udp", "39478/tcp", "39443/tcp", "39080/tcp"] {
+        assert!(
+            text.contains(&format!(
+                "FAIL  {port} unreachable from outside: open it in the host firewall"
+            )),
+            "{port}: {text}"
+        );
+    }
+    assert!(text.contains("SKIP  49160-49200/udp"), "{text}");
+
+    // A port that answers passes: a TCP listener here.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let yaml = merged(
+        PRODUCTION,
+        &format!(
+            "turn: {{listening_port: 39478}}\nnginx: {{https_port: {port}, http_port: 39080}}"
+        ),
+    );
+    std::fs::write(&file, yaml).expect("write config");
+    let out = alisay(&[
+        "check",
+        "--config",
+        file.to_str().unwrap(),
+        "--listeners",
+        "--reach",
+        "127.0.0.1",
+    ]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        text.contains(&format!("PASS  {port}/tcp reachable")),
+        "{text}"
+    );
+}
+
+#[test]
+fn host_bits_in_a_cidr_block_are_named() {
+    let err = Config::load_str(&merged(
+        PRODUCTION,
+        "turn: {denied_peer_ips: ['10.1.2.3/8']}",
+    ))
+    .expect_err("host bits set");
+    let text = err.to_string();
+    assert!(
+        text.contains("`10.1.2.3/8` has host bits set: its network is `10.0.0.0/8`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn room_new_needs_a_config_or_an_origin() {
+    let out = alisay(&["room", "new"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(out.stdout.is_empty(), "no link without an origin");
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    assert!(stderr.contains("give --config FILE"), "{stderr}");
+
+    let out = alisay(&["room", "new", "--origin", "https://call.example.org/"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("invite:  https://call.example.org/#")),
+        "{stdout}"
+    );
+
+    let out = alisay(&["room", "new", "--origin", "call.example.org"]);
+    assert_eq!(out.status.code(), Some(64));
+}

@@ -8,6 +8,7 @@
 //! every semantic rule. `docs/config.md` documents each key; [`json_schema`] describes them for
 //! editors.
 
+mod listeners;
 mod load;
 pub mod peers;
 mod schema;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 use figment::providers::{Format, Yaml};
 
+pub use listeners::Listener;
 pub use schema::*;
 pub use units::{bytes, duration};
 pub use validate::{Problem, Problems};

@@ -449,6 +449,10 @@ pub enum IpRangeError {
     MixedFamilies(String),
     #[error("`{0}` ends before it starts")]
     Reversed(String),
+    /// A CIDR block whose address has bits set past the prefix (`10.1.2.3/8`): almost always a
+    /// host address typed where its network was meant.
+    #[error("`{0}` has host bits set: its network is `{1}`")]
+    HostBits(String, String),
 }
 
 impl IpRange {
@@ -495,7 +499,10 @@ impl FromStr for IpRange {
         } else if text.contains('/') {
             let net: IpNet = text.parse().map_err(|_| syntax())?;
             if net.network() != net.addr() {
-                return Err(syntax());
+                return Err(IpRangeError::HostBits(
+                    text.to_owned(),
+                    net.trunc().to_string(),
+                ));
             }
             (net.network(), net.broadcast())
         } else {
@@ -553,10 +560,10 @@ mod tests {
         let r: IpRange = "::ffff:0:0/96".parse().unwrap();
         assert_eq!(r.end.to_string(), "::ffff:255.255.255.255");
         assert_eq!("::1".parse::<IpRange>().unwrap().to_string(), "::1/128");
-        assert!(matches!(
-            "10.0.0.5/8".parse::<IpRange>(),
-            Err(IpRangeError::Syntax(_))
-        ));
+        assert_eq!(
+            "10.1.2.3/8".parse::<IpRange>().unwrap_err().to_string(),
+            "`10.1.2.3/8` has host bits set: its network is `10.0.0.0/8`"
+        );
         assert!(matches!(
             "10.0.0.9-10.0.0.1".parse::<IpRange>(),
             Err(IpRangeError::Reversed(_))
