@@ -13,6 +13,8 @@
  *   retrying.
  * - `failed`: `{code}` — the session is over and will not be retried; `code` is
  *   a server error code, `replaced`, `idle`, `unreachable` or `http-<status>`.
+ * - `heartbeat`: `{sentAt}` — a heartbeat went out (epoch ms); any message
+ *   received after it ({@link Signaling#lastRx}) says the socket still works.
  */
 
 /**
@@ -90,6 +92,13 @@ export class Signaling extends EventTarget {
     this.heartbeatTimer = undefined;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.joinTimer = undefined;
+    /** Counts reconnect tries: a newer one makes an older, hung one stop. */
+    this.retrySeq = 0;
+    /**
+     * @type {WebSocket[]} sockets left by {@link reconnectNow}, closed once a
+     *     new one is admitted
+     */
+    this.retired = [];
   }
 
   /** Whether messages other than `join` can be sent now. */
@@ -136,6 +145,35 @@ export class Signaling extends EventTarget {
     clearTimeout(this.retryTimer);
   }
 
+  /**
+   * Replaces the socket at once, without waiting for a backoff delay, keeping
+   * `resume`: the network changed or the socket stopped answering
+   * (recovery.js). A reconnect still waiting for `POST /rooms` on a dead
+   * path is superseded. Does nothing before the first admission or after
+   * {@link close}.
+   */
+  reconnectNow() {
+    if (this.closed || !this.everAdmitted) return;
+    // The old socket is not closed yet: a close would free our slot and the
+    // other side would hear `peer-left` and hang up, should the socket still
+    // work. The new socket's `resume` takes the slot over on the server.
+    this.stopTimers();
+    const old = this.ws;
+    this.ws = null;
+    this.admitted = false;
+    if (old) {
+      old.onopen = old.onmessage = old.onclose = null;
+      if (old.readyState === WebSocket.CONNECTING) {
+        old.close(); // It never sent `join`.
+      } else {
+        this.retired.push(old);
+      }
+    }
+    clearTimeout(this.retryTimer);
+    this.emit('reconnecting', {reason: 'lost', delayMs: 0});
+    void this.retry('lost');
+  }
+
   /** @private */
   openSocket() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -178,6 +216,7 @@ export class Signaling extends EventTarget {
     switch (msg?.type) {
       case 'joined':
         clearTimeout(this.joinTimer);
+        this.closeRetired();
         this.admitted = true;
         this.attempt = 0;
         this.startHeartbeat(Number(msg.heartbeatSeconds) || 30);
@@ -238,11 +277,23 @@ export class Signaling extends EventTarget {
     this.scheduleRetry('lost');
   }
 
+  /** @private Closes the sockets {@link reconnectNow} left behind. */
+  closeRetired() {
+    for (const ws of this.retired.splice(0)) {
+      try {
+        ws.close(1000);
+      } catch {
+        ws.close();
+      }
+    }
+  }
+
   /**
    * @private
    * @param {number} code our close code
    */
   dropSocket(code) {
+    this.closeRetired();
     this.stopTimers();
     const ws = this.ws;
     this.ws = null;
@@ -283,10 +334,11 @@ export class Signaling extends EventTarget {
    */
   async retry(reason) {
     if (this.closed) return;
+    const seq = ++this.retrySeq;
     // A restarted server forgot generated rooms: register again (200 if it
     // still knows it).
     const status = await this.opts.register();
-    if (this.closed) return;
+    if (this.closed || seq !== this.retrySeq) return;
     if (status === 200 || status === 201) {
       this.openSocket();
     } else if (status === 0 || status === 429 || status >= 500) {
@@ -310,7 +362,9 @@ export class Signaling extends EventTarget {
         this.lost();
         return;
       }
-      this.send({type: 'heartbeat'});
+      if (this.send({type: 'heartbeat'})) {
+        this.emit('heartbeat', {sentAt: Date.now()});
+      }
     }, this.heartbeatMs);
   }
 
