@@ -64,6 +64,9 @@ phase "Browser end-to-end suite (Chromium, coturn, nginx, alisay in a loopback-o
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 bash tests/e2e/run.sh
 
+phase "Network lab C6: a caller's uplink moves mid-call, the call is back within 5 s (namespaces a13-*)"
+bash tests/lab/c6-network-change.sh
+
 phase "Deployment: the Ansible role applied twice to a Debian host booted with systemd-nspawn"
 bash tests/deploy/run.sh
 

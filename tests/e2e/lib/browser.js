@@ -66,16 +66,19 @@ async function playwrightDisableFeaturesArg() {
  * @param {object} [o]
  * @param {Record<string, string>} [o.env] the browser's environment (default: ours), e.g. with
  *     `HOME` pointing at a home whose NSS database trusts a test CA (lib/tls.js)
+ * @param {string} [o.executablePath] what to run instead of {@link CHROMIUM}, e.g. a script
+ *     that runs it in a lab namespace (`exec ip netns exec NAME chromium "$@"`)
+ * @param {string[]} [o.args] more switches, after ours (a later switch of the same name wins)
  * @returns {Promise<import("playwright-core").Browser>}
  */
-export async function launchBrowser({ env } = {}) {
+export async function launchBrowser({ env, executablePath = CHROMIUM, args = [] } = {}) {
   const defaultArg = await playwrightDisableFeaturesArg();
   const merged = `${defaultArg},${EXTRA_DISABLED_FEATURE}`;
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     ignoreDefaultArgs: [defaultArg],
-    args: [...FLAGS, merged],
+    args: [...FLAGS, merged, ...args],
     timeout: 30_000,
     ...(env ? { env } : {}),
   });
