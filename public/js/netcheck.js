@@ -264,6 +264,8 @@ export class NetworkCheck {
     this.errorShown = null;
     /** Incremented by {@link reset}: late results of an old session drop. */
     this.gen = 0;
+    /** A call of this session connected (the verdict is not shown then). */
+    this.connected = false;
   }
 
   /**
@@ -282,7 +284,8 @@ export class NetworkCheck {
           (check) => {
             if (gen === this.gen) {
               this.last = check;
-              this.show(check, false);
+              // A call that connected meanwhile says more than the verdict.
+              if (!this.connected) this.show(check, false);
             }
             resolve(ERROR_OF[check.verdict] ?? null);
           },
@@ -293,7 +296,7 @@ export class NetworkCheck {
   /**
    * Watches one call: when it fails, or is not connected
    * {@link CONNECT_DEADLINE_MS} after it was made, the network is checked
-   * again and the caller told why; once it connects, that note goes.
+   * again and the caller told why; once it connects, the verdict goes.
    * @param {Call} call
    * @param {function(): RTCIceServer[]} iceServers the session's current ones
    */
@@ -310,7 +313,7 @@ export class NetworkCheck {
       if (call.closed) clearTimeout(timer);
       if (call.state === 'connected') {
         clearTimeout(timer);
-        this.clearTrouble();
+        this.onConnected();
       }
     });
   }
@@ -331,19 +334,18 @@ export class NetworkCheck {
     this.show(check, true);
   }
 
-  /** @private The call connected: a trouble note is old news. */
-  clearTrouble() {
+  /**
+   * @private The call connected: the verdict (and any trouble note) is old
+   * news; the quality badge says how the call goes (and over which relay
+   * transport), and on a phone the call controls need the room.
+   */
+  onConnected() {
+    this.connected = true;
     if (this.errorShown) {
       this.view.setError(null);
       this.errorShown = null;
     }
-    if (this.view.netcheck.dataset.trouble === 'true') {
-      if (this.last && this.last.verdict === 'fine') {
-        this.show(this.last, false);
-      } else {
-        this.view.setNetCheck(null);
-      }
-    }
+    this.view.setNetCheck(null);
   }
 
   /**
@@ -378,6 +380,7 @@ export class NetworkCheck {
   /** The session ended: forget and hide everything. */
   reset() {
     this.gen += 1;
+    this.connected = false;
     this.last = null;
     this.troubleAt = 0;
     if (this.errorShown) this.view.setError(null);
