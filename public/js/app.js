@@ -220,6 +220,7 @@ export class App {
       signaling: () => this.signaling,
       call: () => this.call,
       restartIce: () => this.restartIce(),
+      stalledAt: () => this.stallRestartAt,
     });
   }
 

@@ -50,12 +50,14 @@ const MOVED_MS = 30000;
 
 /**
  * What the recovery needs from the page: the current signaling session and
- * call (either may be null), and the page's own ICE restart (which keeps its
- * retry timer).
+ * call (either may be null), the page's own ICE restart (which keeps its
+ * retry timer), and when the page last saw nothing arrive (epoch ms, 0:
+ * never).
  * @typedef {{
  *   signaling: function(): (Signaling|null),
  *   call: function(): (Call|null),
  *   restartIce: function(): void,
+ *   stalledAt: function(): number,
  * }} RecoveryHooks
  */
 
@@ -143,9 +145,18 @@ export class Recovery {
     /** @type {RTCIceTransport|null} */
     let transport = null;
     let pairs = 0;
+    /**
+     * Media stopped on this path: ICE looked lost here, this side's socket
+     * was replaced, or nothing arrived (the page's stall detection). A path
+     * change without any of these (a make-before-break ICE restart) keeps
+     * the encoder as it is: a forced key frame costs a short freeze.
+     */
+    const interrupted = () =>
+      down ||
+      Date.now() - this.kickedAt < MOVED_MS ||
+      Date.now() - this.hooks.stalledAt() < MOVED_MS;
     const back = () => {
-      const recent = Date.now() - this.kickedAt < MOVED_MS;
-      if ((down || recent) && !call.closed && call === this.hooks.call()) {
+      if (!call.closed && call === this.hooks.call() && interrupted()) {
         down = false;
         void freshKeyFrame(call.pc);
       }
@@ -158,9 +169,11 @@ export class Recovery {
         this.probe(`ICE ${ice}`);
       }
       if (call.state === 'connected') this.kicks = 0;
-      if ((ice === 'connected' || ice === 'completed') && down) back();
-      // A new selected pair after the first (an ICE restart that moved the
-      // path, which may never have looked disconnected on this side).
+      if (down && (ice === 'connected' || ice === 'completed')) back();
+      // A new selected pair after the first: the path moved (an ICE restart
+      // by the other side, whose path died while this side's ICE may never
+      // have looked disconnected), so the other side's decoder waits for a
+      // key frame too.
       const t = call.pc.getSenders().find((x) => x.transport)?.transport
           ?.iceTransport;
       if (t && t !== transport) {

@@ -99,6 +99,11 @@ export class Signaling extends EventTarget {
      *     new one is admitted
      */
     this.retired = [];
+    /**
+     * The current socket was opened by {@link reconnectNow} without `POST
+     * /rooms` first; a `room-not-allowed` on it means "register again".
+     */
+    this.unregistered = false;
   }
 
   /** Whether messages other than `join` can be sent now. */
@@ -171,7 +176,12 @@ export class Signaling extends EventTarget {
     }
     clearTimeout(this.retryTimer);
     this.emit('reconnecting', {reason: 'lost', delayMs: 0});
-    void this.retry('lost');
+    // The server still holds our slot, so the room exists: straight to the
+    // WebSocket (a fresh connection), without a `POST /rooms` that Chromium
+    // may send on a pooled connection of the dead path.
+    this.retrySeq += 1;
+    this.openSocket();
+    this.unregistered = true;
   }
 
   /** @private */
@@ -181,6 +191,7 @@ export class Signaling extends EventTarget {
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.ws = ws;
     this.admitted = false;
+    this.unregistered = false;
     this.lastError = null;
     this.byeReason = null;
     ws.onopen = () => {
@@ -255,6 +266,14 @@ export class Signaling extends EventTarget {
     this.admitted = false;
     if (this.closed) return;
     console.info('[alisay] signaling: socket closed', ev.code);
+    if (
+      this.unregistered &&
+      (this.lastError ?? FATAL_CLOSE.get(ev.code)) === 'room-not-allowed'
+    ) {
+      // The server forgot the room meanwhile (it restarted): register again.
+      this.scheduleRetry('lost');
+      return;
+    }
     const fatal =
       this.lastError ??
       FATAL_CLOSE.get(ev.code) ??
