@@ -102,6 +102,9 @@ bash tests/e2e/run.sh
 phase "Network lab: Relay-only calls through home NATs to a server behind 1:1 NAT (namespaces a17-*)"
 bash tests/lab/run.sh
 
+phase "Network lab C6: a caller's uplink moves mid-call, the call is back within 5 s (namespaces a13-*)"
+bash tests/lab/c6-network-change.sh
+
 phase "Deployment: the Ansible role applied twice to a Debian host booted with systemd-nspawn (waiting for the background run)"
 deploy_rc=0
 wait "$deploy_pid" || deploy_rc=$?

@@ -24,10 +24,11 @@ import {Invite} from './invite.js';
 import {openLocalMedia} from './media.js';
 import {messages} from './messages.js';
 import {MicMeter} from './meter.js';
+import {NetworkCheck} from './netcheck.js';
 import {resumeInForeground} from './playback.js';
-import {relayPreflight} from './preflight.js';
-import {SafetyCode} from './safety.js';
 import {assessQuality} from './quality.js';
+import {Recovery} from './recovery.js';
+import {SafetyCode} from './safety.js';
 import {Signaling} from './signaling.js';
 import {CallStats} from './stats.js';
 
@@ -218,6 +219,15 @@ export class App {
     this.safetyCode = null;
     /** The descriptions sent and verified, for the safety code (safety.js). */
     this.safety = new SafetyCode();
+    /** The relay over UDP, TCP and TLS, before and when a call fails. */
+    this.netcheck = new NetworkCheck(view, messages);
+    /** Gets a call back after a network change (recovery.js). */
+    this.recovery = new Recovery({
+      signaling: () => this.signaling,
+      call: () => this.call,
+      restartIce: () => this.restartIce(),
+      stalledAt: () => this.stallRestartAt,
+    });
   }
 
   /** Wires the page up. Nothing is created and no device is opened here. */
@@ -308,6 +318,7 @@ export class App {
       return;
     }
     this.relayOnly = this.view.mode === 'relay';
+    this.netcheck.reset();
     this.verification = null;
     this.auth = null;
     this.safety.forget();
@@ -462,13 +473,14 @@ export class App {
         return;
       }
       this.setPhase('preflight', null);
-      const ok = await relayPreflight(session.iceServers);
+      const code = await this.netcheck.run(session.iceServers);
       if (gen !== this.gen) return;
-      if (!ok) {
-        console.warn('[alisay] relay preflight found no relay candidate');
-        this.fail('relay-preflight-failed');
+      if (code) {
+        this.fail(code);
         return;
       }
+    } else if (session.relayAvailable) {
+      void this.netcheck.run(session.iceServers); // Auto may connect directly.
     }
     if (!this.stream) {
       this.setPhase('media', null);
@@ -795,7 +807,7 @@ export class App {
       console.warn('[alisay] start before ready, ignored');
       return;
     }
-    if (this.call?.alive) {
+    if (this.call?.alive || this.recovery.keeps(this.call)) {
       // A reconnect of signaling: keep the media path.
       console.info(
           '[alisay] start again: keeping the connection, polite:',
@@ -803,6 +815,7 @@ export class App {
       );
       this.call.polite = polite;
       void this.call.resync();
+      this.recovery.afterStart(this.call);
     } else {
       console.info('[alisay] start, polite:', polite);
       this.newCall(polite);
@@ -902,6 +915,8 @@ export class App {
     call.addEventListener('ice-failed', () => {
       if (call === this.call) this.onIceFailed();
     });
+    this.netcheck.watch(call, () => this.session?.iceServers ?? []);
+    this.recovery.watch(call);
     this.call = call;
   }
 

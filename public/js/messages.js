@@ -67,6 +67,22 @@ const STATUS = Object.freeze({
     'Poor connection: {reasons}. The sound or picture may break up.',
   'quality-announce-poor': 'The connection is poor: {reasons}.',
   'quality-announce-ok': 'The connection is good again.',
+  // The network check (netcheck.js, #netcheck).
+  'netcheck-fine':
+    'Everything is fine: your network reaches the call\'s relay server.',
+  'netcheck-no-udp':
+    'Your network blocks UDP: the call will work, with a little more delay.',
+  'netcheck-trouble-peer':
+    'Your network reaches the relay server, so the other person\'s network ' +
+    'may be what blocks the call. Still trying…',
+  'netcheck-trouble-relay':
+    'The call cannot connect: your network does not reach the relay ' +
+    'server. Still trying…',
+  'netcheck-details': 'Relay over UDP: {udp} · TCP: {tcp} · TLS: {tls}',
+  'netcheck-ok': 'works',
+  'netcheck-failed': 'no answer',
+  'netcheck-absent': 'not offered',
+  'netcheck-skipped': 'not needed',
 });
 
 /**
@@ -141,6 +157,11 @@ const ERRORS = Object.freeze({
     'Relay-only mode needs a TURN relay server, and this server has none. ' +
     'Use Auto mode to connect directly (the other person may then see your ' +
     'IP address).',
+  'network-web-only':
+    'Your network allows only web traffic, so the call cannot reach its ' +
+    'relay server. Ask your network\'s administrator to let calls through, ' +
+    'or the administrator of this call service to offer the relay on the ' +
+    'web port (TURN over TLS on port 443).',
   'relay-preflight-failed':
     'Could not reach the relay server from this network, so Relay-only mode ' +
     'cannot work. Press Start to try again, or choose Auto mode.',

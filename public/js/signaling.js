@@ -13,6 +13,8 @@
  *   retrying.
  * - `failed`: `{code}` — the session is over and will not be retried; `code` is
  *   a server error code, `replaced`, `idle`, `unreachable` or `http-<status>`.
+ * - `heartbeat`: `{sentAt}` — a heartbeat went out (epoch ms); any message
+ *   received after it ({@link Signaling#lastRx}) says the socket still works.
  */
 
 import {CLOSE_CODES} from './codes.js';
@@ -94,6 +96,18 @@ export class Signaling extends EventTarget {
     this.heartbeatTimer = undefined;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.joinTimer = undefined;
+    /** Counts reconnect tries: a newer one makes an older, hung one stop. */
+    this.retrySeq = 0;
+    /**
+     * @type {WebSocket[]} sockets left by {@link reconnectNow}, closed once a
+     *     new one is admitted
+     */
+    this.retired = [];
+    /**
+     * The current socket was opened by {@link reconnectNow} without `POST
+     * /rooms` first; a `room-not-allowed` on it means "register again".
+     */
+    this.unregistered = false;
   }
 
   /** Whether messages other than `join` can be sent now. */
@@ -140,6 +154,40 @@ export class Signaling extends EventTarget {
     clearTimeout(this.retryTimer);
   }
 
+  /**
+   * Replaces the socket at once, without waiting for a backoff delay, keeping
+   * `resume`: the network changed or the socket stopped answering
+   * (recovery.js). A reconnect still waiting for `POST /rooms` on a dead
+   * path is superseded. Does nothing before the first admission or after
+   * {@link close}.
+   */
+  reconnectNow() {
+    if (this.closed || !this.everAdmitted) return;
+    // The old socket is not closed yet: a close would free our slot and the
+    // other side would hear `peer-left` and hang up, should the socket still
+    // work. The new socket's `resume` takes the slot over on the server.
+    this.stopTimers();
+    const old = this.ws;
+    this.ws = null;
+    this.admitted = false;
+    if (old) {
+      old.onopen = old.onmessage = old.onclose = null;
+      if (old.readyState === WebSocket.CONNECTING) {
+        old.close(); // It never sent `join`.
+      } else {
+        this.retired.push(old);
+      }
+    }
+    clearTimeout(this.retryTimer);
+    this.emit('reconnecting', {reason: 'lost', delayMs: 0});
+    // The server still holds our slot, so the room exists: straight to the
+    // WebSocket (a fresh connection), without a `POST /rooms` that Chromium
+    // may send on a pooled connection of the dead path.
+    this.retrySeq += 1;
+    this.openSocket();
+    this.unregistered = true;
+  }
+
   /** @private */
   openSocket() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -147,6 +195,7 @@ export class Signaling extends EventTarget {
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.ws = ws;
     this.admitted = false;
+    this.unregistered = false;
     this.lastError = null;
     this.byeReason = null;
     ws.onopen = () => {
@@ -182,6 +231,7 @@ export class Signaling extends EventTarget {
     switch (msg?.type) {
       case 'joined':
         clearTimeout(this.joinTimer);
+        this.closeRetired();
         this.admitted = true;
         this.attempt = 0;
         this.startHeartbeat(Number(msg.heartbeatSeconds) || 30);
@@ -220,6 +270,14 @@ export class Signaling extends EventTarget {
     this.admitted = false;
     if (this.closed) return;
     console.info('[alisay] signaling: socket closed', ev.code);
+    if (
+      this.unregistered &&
+      (this.lastError ?? FATAL_CLOSE.get(ev.code)) === 'room-not-allowed'
+    ) {
+      // The server forgot the room meanwhile (it restarted): register again.
+      this.scheduleRetry('lost');
+      return;
+    }
     const fatal =
       this.lastError ??
       FATAL_CLOSE.get(ev.code) ??
@@ -242,11 +300,23 @@ export class Signaling extends EventTarget {
     this.scheduleRetry('lost');
   }
 
+  /** @private Closes the sockets {@link reconnectNow} left behind. */
+  closeRetired() {
+    for (const ws of this.retired.splice(0)) {
+      try {
+        ws.close(1000);
+      } catch {
+        ws.close();
+      }
+    }
+  }
+
   /**
    * @private
    * @param {number} code our close code
    */
   dropSocket(code) {
+    this.closeRetired();
     this.stopTimers();
     const ws = this.ws;
     this.ws = null;
@@ -287,10 +357,11 @@ export class Signaling extends EventTarget {
    */
   async retry(reason) {
     if (this.closed) return;
+    const seq = ++this.retrySeq;
     // A restarted server forgot generated rooms: register again (200 if it
     // still knows it).
     const status = await this.opts.register();
-    if (this.closed) return;
+    if (this.closed || seq !== this.retrySeq) return;
     if (status === 200 || status === 201) {
       this.openSocket();
     } else if (status === 0 || status === 429 || status >= 500) {
@@ -314,7 +385,9 @@ export class Signaling extends EventTarget {
         this.lost();
         return;
       }
-      this.send({type: 'heartbeat'});
+      if (this.send({type: 'heartbeat'})) {
+        this.emit('heartbeat', {sentAt: Date.now()});
+      }
     }, this.heartbeatMs);
   }
 

@@ -65,6 +65,10 @@ export class View {
     this.errorBox = byId('error-box');
     this.error = byId('error');
     this.useAuto = /** @type {HTMLButtonElement} */ (byId('use-auto'));
+    this.errorHelp = /** @type {HTMLAnchorElement} */ (byId('error-help'));
+    this.netcheck = byId('netcheck');
+    this.netcheckText = byId('netcheck-text');
+    this.netcheckDetails = byId('netcheck-details');
     this.remoteVideo = /** @type {HTMLVideoElement} */ (byId('remote-video'));
     this.remotePlaceholder = byId('remote-placeholder');
     this.localVideo = /** @type {HTMLVideoElement} */ (byId('local-video'));
@@ -153,12 +157,30 @@ export class View {
       delete this.error.dataset.code;
       this.errorBox.hidden = true;
       this.useAuto.hidden = true;
+      this.errorHelp.hidden = true;
       return;
     }
     this.error.dataset.code = code;
     this.error.textContent = text;
     this.errorBox.hidden = false;
     this.useAuto.hidden = code !== 'relay-unavailable';
+    this.errorHelp.hidden = code !== 'network-web-only';
+  }
+
+  /**
+   * The network check's verdict (netcheck.js), or hides it (null).
+   * @param {string|null} verdict `data-verdict`
+   * @param {string} [text] the sentence ('' when `#error` says it)
+   * @param {string} [details] what each transport did
+   * @param {boolean} [trouble] said because a call does not connect
+   */
+  setNetCheck(verdict, text = '', details = '', trouble = false) {
+    this.netcheck.hidden = verdict === null;
+    this.netcheck.dataset.verdict = verdict ?? '';
+    this.netcheck.dataset.trouble = String(trouble);
+    this.netcheckText.textContent = text;
+    this.netcheckText.hidden = text === '';
+    this.netcheckDetails.textContent = details;
   }
 
   /**

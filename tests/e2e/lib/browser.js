@@ -71,9 +71,10 @@ async function playwrightDisableFeaturesArg() {
  *     lab's wrapper that runs Chromium inside a caller's network namespace
  * @param {string[]} [o.resolve] more hosts (IP literals) the host resolver may reach: the
  *     rules map every other name, IP literals included, to NOTFOUND
+ * @param {string[]} [o.args] more switches, after ours (a later switch of the same name wins)
  * @returns {Promise<import("playwright-core").Browser>}
  */
-export async function launchBrowser({ env, executablePath = CHROMIUM, resolve = [] } = {}) {
+export async function launchBrowser({ env, executablePath = CHROMIUM, resolve = [], args = [] } = {}) {
   const defaultArg = await playwrightDisableFeaturesArg();
   const merged = `${defaultArg},${EXTRA_DISABLED_FEATURE}`;
   const flags = FLAGS.map((f) => (f.startsWith("--host-resolver-rules=") ? f + resolve.map((h) => ` , EXCLUDE ${h}`).join("") : f));
@@ -81,7 +82,7 @@ export async function launchBrowser({ env, executablePath = CHROMIUM, resolve = 
     executablePath,
     headless: true,
     ignoreDefaultArgs: [defaultArg],
-    args: [...flags, merged],
+    args: [...flags, merged, ...args],
     timeout: 30_000,
     ...(env ? { env } : {}),
   });

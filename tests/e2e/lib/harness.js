@@ -206,6 +206,8 @@ export class Deployment {
     /** Where `alisay serve` itself answers (health checks); subclasses behind a proxy keep it. */
     this.backendOrigin = this.origin;
     this.turnPort = 3478;
+    /** Where coturn listens (the readiness check connects there). */
+    this.turnHost = "127.0.0.1";
     this.credentialTtl = credentialTtl;
     this.turn = turn;
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alisay-e2e-"));
@@ -300,8 +302,18 @@ logging:
     } else {
       throw new Error(`alisay coturn-config failed (exit ${r.status}): ${redact(r.stderr || r.stdout || r.error)}`);
     }
-    const test = [
-      "",
+    const test = ["", ...this.coturnTestLines(), ""].join("\n");
+    fs.writeFileSync(this.coturnConfPath, base + test, { mode: 0o600 });
+    // A copy for diagnosis, without the secret.
+    fs.writeFileSync(path.join(OUT_DIR, "turnserver.conf"), (base + test).replace(/^(static-auth-secret=).*$/gm, "$1<redacted>"));
+  }
+
+  /**
+   * The lines a test adds to the production render: temp paths, and for this loopback-only
+   * namespace exactly the two loopback lines TESTING.md allows. A lab (tests/lab/) overrides it.
+   */
+  coturnTestLines() {
+    return [
       "# ---- tests/e2e overrides (loopback-only namespace) ----",
       `pidfile=${path.join(this.tmp, "turnserver.pid")}`,
       `userdb=${path.join(this.tmp, "turndb")}`,
@@ -311,18 +323,14 @@ logging:
       "simple-log",
       "allow-loopback-peers",
       "allowed-peer-ip=127.0.0.1",
-      "",
-    ].join("\n");
-    fs.writeFileSync(this.coturnConfPath, base + test, { mode: 0o600 });
-    // A copy for diagnosis, without the secret.
-    fs.writeFileSync(path.join(OUT_DIR, "turnserver.conf"), (base + test).replace(/^(static-auth-secret=).*$/gm, "$1<redacted>"));
+    ];
   }
 
   async startCoturn() {
     this.coturn = new Proc("coturn", TURNSERVER, ["-c", this.coturnConfPath], this.coturnStdoutLog);
-    await pollUntil("coturn to listen on 127.0.0.1:3478/tcp", async () => {
+    await pollUntil(`coturn to listen on ${this.turnHost}:${this.turnPort}/tcp`, async () => {
       if (!this.coturn.running) throw Object.assign(new Error(`coturn exited: ${JSON.stringify(this.coturn.exitStatus)} (see out/coturn*.log)`), { fatal: true });
-      return tcpOpen(this.turnPort);
+      return tcpOpen(this.turnPort, this.turnHost);
     }, { timeoutMs: 15_000, everyMs: 100 });
   }
 
