@@ -129,8 +129,8 @@ fn room_id(i: usize) -> String {
     format!("{:02x}", i + 1).repeat(32)
 }
 
-fn room_key(i: usize) -> [u8; 32] {
-    [u8::try_from(i + 1).expect("few rooms"); 32]
+fn room_key(i: usize) -> RoomId {
+    RoomId::parse(&room_id(i)).expect("a room id")
 }
 
 fn ttl(choice: &TtlChoice, floor: Duration) -> Duration {
