@@ -22,9 +22,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use alisay::config::Rate;
-use alisay::signaling::hub::{Action, Event, Hub, HubConfig, Output, PeerId};
 use alisay::room::RoomId;
 use alisay::signaling::close::CloseCode;
+use alisay::signaling::hub::{Action, Event, Hub, HubConfig, Output, PeerId};
 use alisay::signaling::protocol::{ByeReason, ClientMsg, IceCandidate, ServerMsg};
 use alisay::turn::TurnSecret;
 use arbitrary::Arbitrary;
