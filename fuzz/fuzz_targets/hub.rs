@@ -22,9 +22,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use alisay::config::Rate;
-use alisay::signaling::hub::{Action, Event, Hub, HubConfig, Output, PeerId};
 use alisay::room::RoomId;
 use alisay::signaling::close::CloseCode;
+use alisay::signaling::hub::{Action, Event, Hub, HubConfig, Output, PeerId};
 use alisay::signaling::protocol::{ByeReason, ClientMsg, IceCandidate, ServerMsg};
 use alisay::turn::TurnSecret;
 use arbitrary::Arbitrary;
@@ -129,8 +129,8 @@ fn room_id(i: usize) -> String {
     format!("{:02x}", i + 1).repeat(32)
 }
 
-fn room_key(i: usize) -> [u8; 32] {
-    [u8::try_from(i + 1).expect("few rooms"); 32]
+fn room_key(i: usize) -> RoomId {
+    RoomId::parse(&room_id(i)).expect("a room id")
 }
 
 fn ttl(choice: &TtlChoice, floor: Duration) -> Duration {
