@@ -1029,6 +1029,13 @@ export class App {
   restartIce() {
     clearTimeout(this.restartTimer);
     this.restartPending = false;
+    // Without signaling the restart's offer cannot be sent, and its gathering
+    // would hold one more ICE generation of TURN allocations (generations.js):
+    // the next `start` restarts ICE instead (recovery.js, afterStart).
+    if (!this.signaling?.open) {
+      console.info('[alisay] signaling is down: ICE restart after the next start');
+      return;
+    }
     // Out of in-place restarts (TURN allocations): a new connection (issue 17).
     if (this.call && !this.call.restartIce()) this.newCall(this.call.polite);
     const call = this.call;

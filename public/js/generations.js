@@ -5,17 +5,19 @@
  *     allocation per TURN URL, so an honest caller's restarts used up coturn's
  *     `user-quota` and then failed with `486 Allocation Quota Reached`
  *     (issue 17, measured in the network lab: 2 more allocations per restart,
- *     none released). A connection may therefore restart in place once (make
- *     before break: the old generation carries media meanwhile); after that,
+ *     none released). A connection may therefore restart in place three times
+ *     (make before break: the old generation carries media meanwhile; three
+ *     network changes in one call, Wi-Fi to mobile and back, keep the
+ *     connection, its DTLS fingerprints and so its safety code); after that,
  *     the owner replaces the connection, and closing the old one releases all
  *     of its allocations.
  */
 
 /**
- * ICE generations one connection may hold: its first and one restart's. What
- * `turn.user_quota`'s default is sized for (docs/config.md).
+ * ICE generations one connection may hold: its first and three restarts'.
+ * What `turn.user_quota`'s default is sized for (docs/config.md).
  */
-export const MAX_ICE_GENERATIONS = 2;
+export const MAX_ICE_GENERATIONS = 4;
 
 /** Counts the ICE generations of one connection from its local descriptions. */
 export class IceGenerations {

@@ -188,7 +188,7 @@ pub struct TurnConfig {
     /// Ranges explicitly allowed (coturn `allowed-peer-ip`), e.g. the server's own relay address.
     pub allowed_peer_ips: Vec<IpRange>,
     /// coturn `user-quota`: allocations per TURN username (one username per caller and
-    /// credential refresh). The default, 18, is what one honest caller holds at most: see
+    /// credential refresh). The default, 30, is what one honest caller holds at most: see
     /// [`DEFAULT_USER_QUOTA`].
     pub user_quota: u32,
     /// coturn `total-quota`: allocations on the whole server.
@@ -381,15 +381,15 @@ impl Default for TurnConfig {
 /// Default `turn.user_quota`: the allocations one honest caller holds at once with the same
 /// credentials. A browser allocates once per TURN URL (up to 3: `turn:` UDP, `turn:` TCP,
 /// `turns:`) and per local network interface it gathers on (2 on a phone with Wi-Fi and
-/// mobile data): 6 per ICE gathering. At most three gatherings overlap: the relay preflight
-/// (released when it closes, but coturn may count it a moment longer), the call's connection,
-/// and an ICE restart's new generation while the old one still carries media (make-before-
-/// break). 3 x 6 = 18. The client releases every other allocation: it closes the preflight
-/// and every replaced connection, and restarts ICE in place only once per connection (a
-/// browser keeps every ICE generation's allocations until the connection closes), replacing
-/// the connection after that (`public/js/generations.js`). Retries and restarts never need
-/// more; 12, the old default, was used up by one caller's own restarts (issue 17).
-pub const DEFAULT_USER_QUOTA: u32 = 18;
+/// mobile data): 6 per ICE gathering. At most five gatherings are held at once: the network
+/// check's (released when it closes, but coturn may count it a moment longer) and the call
+/// connection's four ICE generations: a browser keeps every generation's allocations until the
+/// connection closes, and the client restarts ICE in place up to three times per connection
+/// (three network changes in one call, Wi-Fi to mobile and back, keep the connection, its DTLS
+/// fingerprints and so its safety code), then replaces the connection, which releases them all
+/// (`public/js/generations.js`). 5 x 6 = 30. Retries and restarts never need more; 12, the
+/// old default, was used up by one caller's own restarts (issue 17).
+pub const DEFAULT_USER_QUOTA: u32 = 30;
 
 impl Default for NginxConfig {
     fn default() -> Self {

@@ -347,8 +347,9 @@ async function main() {
     const q = quota486(coturnLog);
     assert.deepEqual(q, [], `coturn answered 486:\n${q.join("\n")}`);
     metric("ice_restarts", { count: RESTARTS, ms: restartMs, allocatesAfter: alloc.relayed.join("+"), quota486: q.length });
-    metric("allocations_held_per_caller", { before: Math.max(0, ...heldBefore), maxDuringRestarts: maxHeld, after: Math.max(0, ...callersHeld()), userQuota: 18, urls: alloc.urls.length });
-    assert.ok(maxHeld <= 3 * alloc.urls.length, `a caller held ${maxHeld} allocations: more than 3 gatherings of ${alloc.urls.length} URLs`);
+    metric("allocations_held_per_caller", { before: Math.max(0, ...heldBefore), maxDuringRestarts: maxHeld, after: Math.max(0, ...callersHeld()), userQuota: 30, urls: alloc.urls.length });
+    // The call's four ICE generations (generations.js) and the network check's gathering.
+    assert.ok(maxHeld <= 5 * alloc.urls.length, `a caller held ${maxHeld} allocations: more than 5 gatherings of ${alloc.urls.length} URLs`);
     await pos.A.close();
     await pos.B.close();
   } finally {
