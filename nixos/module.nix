@@ -444,6 +444,16 @@ in
           '';
         }
         {
+          # `alisay check` refuses the same at build time; this says it at evaluation, before
+          # anything is built, in the options' own names.
+          assertion = s.mode == "production" -> s.nginx.tls_cert != null && s.nginx.tls_key != null;
+          message = ''
+            services.alisay.settings.mode = "production" requires the site's certificate:
+            set services.alisay.settings.nginx.tls_cert and services.alisay.settings.nginx.tls_key,
+            or services.alisay.nginx.enableACME = true to get them from security.acme.
+          '';
+        }
+        {
           assertion = cfg.nginx.enableACME -> cfg.nginx.enable;
           message = ''
             services.alisay.nginx.enableACME requires services.alisay.nginx.enable: the
@@ -545,6 +555,12 @@ in
           };
       } // lib.optionalAttrs newAcmeUnits {
         "acme-order-renew-${serverName}".after = [ "nginx.service" ];
+        # NixOS 25.11's acme-<cert>.service (ProtectSystem=strict) creates the webroot's
+        # .well-known/acme-challenge and changes its group, but lists only /var/lib/acme in
+        # ReadWritePaths: with our webroot under /var/lib/alisay it failed on a read-only file
+        # system (nixpkgs PR #473073 adds the webroots, on master after 25.11 was released;
+        # acme-order-renew-<cert> always had them). A path listed twice is mounted once.
+        "acme-${serverName}".serviceConfig.ReadWritePaths = [ s.nginx.acme_root ];
       } // lib.optionalAttrs coturnUsesAcme {
         # LoadCredential= needs the files at start: wait for the placeholder (or the real
         # certificate); a renewal restarts the unit (reloadServices above) to load the new one.

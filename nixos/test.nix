@@ -22,6 +22,21 @@ let
   '';
 
   secretFile = "/var/lib/alisay-test/turn-secret";
+  # The operator's step before the first switch: a random secret, root-only.
+  secretService = {
+    wantedBy = [ "multi-user.target" ];
+    requiredBy = [ "alisay.service" "alisay-coturn.service" ];
+    before = [ "alisay.service" "alisay-coturn.service" ];
+    serviceConfig = {
+      Type = "oneshot";
+      RemainAfterExit = true;
+      UMask = "0077";
+    };
+    script = ''
+      install -d -m 0700 ${dirOf secretFile}
+      ${pkgs.openssl}/bin/openssl rand -hex 32 > ${secretFile}
+    '';
+  };
 
   settings = {
     public_origin = "https://call.test";
@@ -87,6 +102,11 @@ assert refuses [
   }
 ]
   "services.alisay.nginx.enable requires services.alisay.settings.nginx.tls_cert";
+assert refuses [
+  base
+  { services.alisay.settings.nginx = { tls_cert = lib.mkForce null; tls_key = lib.mkForce null; }; }
+]
+  "services.alisay.settings.mode = \"production\" requires the site's certificate";
 assert refuses [{ services.alisay = { enable = true; inherit settings; }; }]
   "services.alisay.settings.mode = \"production\" requires TURN";
 pkgs.testers.runNixOSTest {
@@ -104,21 +124,7 @@ pkgs.testers.runNixOSTest {
       openFirewall = true;
     };
 
-    # The operator's step before the first switch: a random secret, root-only.
-    systemd.services.alisay-test-secret = {
-      wantedBy = [ "multi-user.target" ];
-      requiredBy = [ "alisay.service" "alisay-coturn.service" ];
-      before = [ "alisay.service" "alisay-coturn.service" ];
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        UMask = "0077";
-      };
-      script = ''
-        install -d -m 0700 ${dirOf secretFile}
-        ${pkgs.openssl}/bin/openssl rand -hex 32 > ${secretFile}
-      '';
-    };
+    systemd.services.alisay-test-secret = secretService;
 
     # Another site on the same nginx: the shared-host case.
     services.nginx.virtualHosts."other.test".locations."/".return = "200 other-site";
@@ -126,6 +132,29 @@ pkgs.testers.runNixOSTest {
 
     networking.hosts."127.0.0.1" = [ "call.test" ];
     environment.systemPackages = [ pkgs.coturn pkgs.curl pkgs.nftables ];
+  };
+
+  # The site's certificate from security.acme. There is no ACME server on the test network,
+  # so only acme-<cert>.service runs to the end: it makes the self-signed placeholder and the
+  # http-01 webroot, which is what NixOS 25.11's ProtectSystem=strict used to refuse for a
+  # webroot outside /var/lib/acme (the module adds it to ReadWritePaths).
+  nodes.acmehost = {
+    imports = [ ./module.nix ];
+    services.alisay = {
+      enable = true;
+      settings = builtins.removeAttrs settings [ "nginx" ];
+      turnSecretFile = secretFile;
+      nginx.enable = true;
+      nginx.enableACME = true;
+    };
+    security.acme = {
+      acceptTerms = true;
+      defaults.email = "admin@call.test";
+      defaults.server = "https://acme.invalid/dir";
+    };
+    systemd.services.alisay-test-secret = secretService;
+    networking.hosts."127.0.0.1" = [ "call.test" ];
+    environment.systemPackages = [ pkgs.curl ];
   };
 
   nodes.client = { nodes, ... }: {
@@ -265,6 +294,14 @@ pkgs.testers.runNixOSTest {
 
       with subtest("systemd-analyze security rates alisay.service as hardened"):
           server.succeed("systemd-analyze security --threshold=20 alisay.service")
+
+      with subtest("ACME: acme-<cert>.service may write the webroot under /var/lib/alisay"):
+          acmehost.wait_for_unit("acme-call.test.service")
+          acmehost.succeed("test -d /var/lib/alisay/acme/.well-known/acme-challenge")
+          acmehost.wait_for_unit("nginx.service")
+          acmehost.succeed("echo challenge-token > /var/lib/alisay/acme/.well-known/acme-challenge/t")
+          out = acmehost.succeed("curl --silent --max-time 10 http://call.test/.well-known/acme-challenge/t")
+          assert out.strip() == "challenge-token", out
 
       with subtest("a config alisay check refuses fails the build (checked before any switch)"):
           with open("${invalidCheck}/testBuildFailure.log") as f:

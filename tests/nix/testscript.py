@@ -12,7 +12,12 @@ import re
 import sys
 import textwrap
 
-DRIVER_GLOBALS = "server = client = start_all = subtest = None  # provided by the driver\n"
+
+
+def driver_globals(nix: str) -> str:
+    """The names the test driver defines: one per machine (`nodes.NAME = ...`), and its own."""
+    machines = sorted(set(re.findall(r"^\s*nodes\.(\w+) =", nix, re.M)))
+    return " = ".join(machines + ["start_all", "subtest", "None  # provided by the driver\n"])
 
 
 def extract(nix: str) -> str:
@@ -28,10 +33,11 @@ def extract(nix: str) -> str:
 
 def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as f:
-        script = extract(f.read())
+        nix = f.read()
+    script = extract(nix)
     if "with subtest(" not in script:
         sys.exit("testscript.py: no subtest found; is this the right file?")
-    sys.stdout.write(DRIVER_GLOBALS + script + "\n")
+    sys.stdout.write(driver_globals(nix) + script + "\n")
 
 
 if __name__ == "__main__":
