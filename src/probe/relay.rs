@@ -309,14 +309,22 @@ async fn allocate(
     limit: Duration,
     ipv6: bool,
 ) -> Result<(Session, std::net::SocketAddr), String> {
-    let mut s = Session::open(url, tls, username, password, limit)
-        .await
-        .map_err(|e| e.to_string())?;
-    match s.allocate(ipv6).await {
-        Ok(Outcome::Success(relayed)) => Ok((s, relayed)),
-        Ok(Outcome::Refused(c, r)) => Err(format!("{c} {r}")),
-        Err(e) => Err(e.to_string()),
+    let mut mismatch = None;
+    // A 437 (Allocation Mismatch) means the server already has an allocation on our 5-tuple
+    // (a local port it still remembers): RFC 8656 section 7.3 says to try again from another
+    // client transport address, which a new session is. Once: a second 437 is reported.
+    for _ in 0..2 {
+        let mut s = Session::open(url, tls, username, password, limit)
+            .await
+            .map_err(|e| e.to_string())?;
+        match s.allocate(ipv6).await {
+            Ok(Outcome::Success(relayed)) => return Ok((s, relayed)),
+            Ok(Outcome::Refused(437, r)) => mismatch = Some(format!("437 {r}")),
+            Ok(Outcome::Refused(c, r)) => return Err(format!("{c} {r}")),
+            Err(e) => return Err(e.to_string()),
+        }
     }
+    Err(mismatch.unwrap_or_default())
 }
 
 async fn deny_check(s: &mut Session, ip: IpAddr, report: &mut Report) {
