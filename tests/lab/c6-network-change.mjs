@@ -76,8 +76,7 @@ paths:
 logging:
   level: debug
 `;
-    fs.writeFileSync(this.yamlPath, yaml);
-    fs.writeFileSync(this.alisayLog.replace(/\.log$/, ".yaml"), yaml.split(this.tmp).join("<tmp>"));
+    this.writeConfig(yaml);
   }
 
   coturnTestLines() {

@@ -256,6 +256,14 @@ ${turnYaml}paths:
 logging:
   level: debug
 `;
+    this.writeConfig(yaml);
+  }
+
+  /**
+   * Writes alisay's config, and beside its log a copy with the temp dir shown as `<tmp>`.
+   * @param {string} yaml
+   */
+  writeConfig(yaml) {
     fs.writeFileSync(this.yamlPath, yaml);
     fs.writeFileSync(this.alisayLog.replace(/\.log$/, ".yaml"), yaml.split(this.tmp).join("<tmp>"));
   }
